@@ -1,0 +1,41 @@
+//! Size limits on transactions (SPEC §3). Defaults follow the SPEC; a node may configure others.
+
+use serde::{Deserialize, Serialize};
+
+/// The longest chain id, in bytes.
+pub const CHAIN_ID_MAX_BYTES: usize = 64;
+/// The longest key, in bytes.
+pub const KEY_MAX_BYTES: usize = 256;
+/// The longest value, in bytes (64 KiB).
+pub const VALUE_MAX_BYTES: usize = 64 * 1024;
+/// The largest request body for one transaction (1 MiB).
+pub const REQUEST_MAX_BYTES: usize = 1024 * 1024;
+/// The largest request body for a batch (8 MiB).
+pub const BATCH_REQUEST_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// The most transactions in one batch request.
+pub const BATCH_MAX_TXS: usize = 1000;
+
+/// The limits in force on one node. `Default` is the SPEC's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TxLimits {
+    pub chain_id_max_bytes: usize,
+    pub key_max_bytes: usize,
+    pub value_max_bytes: usize,
+    pub request_max_bytes: usize,
+    pub batch_request_max_bytes: usize,
+    pub batch_max_txs: usize,
+}
+
+impl Default for TxLimits {
+    fn default() -> Self {
+        Self {
+            chain_id_max_bytes: CHAIN_ID_MAX_BYTES,
+            key_max_bytes: KEY_MAX_BYTES,
+            value_max_bytes: VALUE_MAX_BYTES,
+            request_max_bytes: REQUEST_MAX_BYTES,
+            batch_request_max_bytes: BATCH_REQUEST_MAX_BYTES,
+            batch_max_txs: BATCH_MAX_TXS,
+        }
+    }
+}

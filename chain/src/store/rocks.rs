@@ -1,0 +1,179 @@
+//! The RocksDB store. The only module of Ordo that imports `rocksdb`.
+//!
+//! Column families:
+//! - `blocks`: u64 height (big-endian, so keys sort by height) → block record (`encoding`).
+//! - `hashes`: block hash → u64 height.
+//! - `txs`: tx_id → u64 height || u32 index || u8 result.
+//! - `state`: key → value.
+//! - `meta`: `tip` → u64 height || hash; `safety` → the consensus safety record.
+//!
+//! Every commit is one `WriteBatch` written with `sync = true`: RocksDB applies a batch
+//! atomically and the WAL is fsynced before the call returns, so after a crash the store holds
+//! either the whole block or none of it.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+
+use super::{check_extends, decode_block, encode_block, index_entries, Store, TxLocation};
+use crate::block::Block;
+use crate::crypto::Hash;
+use crate::error::{ChainError, Result};
+use crate::tx::{Op, TxResult};
+
+const CF_BLOCKS: &str = "blocks";
+const CF_HASHES: &str = "hashes";
+const CF_TXS: &str = "txs";
+const CF_STATE: &str = "state";
+const CF_META: &str = "meta";
+const KEY_TIP: &[u8] = b"tip";
+const KEY_SAFETY: &[u8] = b"safety";
+
+pub struct RocksStore {
+    db: DB,
+    /// The tip, cached; the lock also serialises commits so two can never race on the height.
+    tip: Mutex<Option<(u64, Hash)>>,
+}
+
+fn io(e: rocksdb::Error) -> ChainError {
+    ChainError::Io(e.into_string())
+}
+
+impl RocksStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        // Blocks are large sequential values: compress them, cheaply.
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let cfs = [CF_BLOCKS, CF_HASHES, CF_TXS, CF_STATE, CF_META]
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(io)?;
+        let store = Self { db, tip: Mutex::new(None) };
+        let tip = match store.db.get_cf(store.cf(CF_META), KEY_TIP).map_err(io)? {
+            None => None,
+            Some(v) => {
+                let (h, hash) = v.split_at_checked(8).ok_or_else(|| ChainError::Corrupt("tip record".into()))?;
+                let h = u64::from_be_bytes(h.try_into().expect("8 bytes"));
+                let hash = Hash(hash.try_into().map_err(|_| ChainError::Corrupt("tip hash".into()))?);
+                Some((h, hash))
+            }
+        };
+        *store.tip.lock().expect("fresh lock") = tip;
+        Ok(store)
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db.cf_handle(name).expect("column families are created at open")
+    }
+
+    fn synced() -> WriteOptions {
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        w
+    }
+}
+
+fn encode_location(l: &TxLocation) -> [u8; 13] {
+    let mut b = [0u8; 13];
+    b[..8].copy_from_slice(&l.height.to_be_bytes());
+    b[8..12].copy_from_slice(&l.index.to_be_bytes());
+    b[12] = l.result.to_u8();
+    b
+}
+
+fn decode_location(b: &[u8]) -> Result<TxLocation> {
+    if b.len() != 13 {
+        return Err(ChainError::Corrupt(format!("tx index entry of {} bytes", b.len())));
+    }
+    Ok(TxLocation {
+        height: u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
+        index: u32::from_be_bytes(b[8..12].try_into().expect("4 bytes")),
+        result: TxResult::from_u8(b[12])?,
+    })
+}
+
+impl Store for RocksStore {
+    fn commit(&self, block: &Block, writes: &[Op]) -> Result<()> {
+        let mut tip = self.tip.lock().unwrap_or_else(|p| p.into_inner());
+        check_extends(*tip, block)?;
+        let height = block.height().to_be_bytes();
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_BLOCKS), height, encode_block(block));
+        batch.put_cf(self.cf(CF_HASHES), block.hash.0, height);
+        for (id, loc) in index_entries(block) {
+            batch.put_cf(self.cf(CF_TXS), id.0, encode_location(&loc));
+        }
+        let state = self.cf(CF_STATE);
+        for op in writes {
+            match op {
+                Op::Put { key, value } => batch.put_cf(state, key.as_bytes(), value.as_bytes()),
+                Op::Delete { key } => batch.delete_cf(state, key.as_bytes()),
+            }
+        }
+        let mut tip_record = Vec::with_capacity(40);
+        tip_record.extend_from_slice(&height);
+        tip_record.extend_from_slice(&block.hash.0);
+        batch.put_cf(self.cf(CF_META), KEY_TIP, tip_record);
+        self.db.write_opt(batch, &Self::synced()).map_err(io)?;
+        *tip = Some((block.height(), block.hash));
+        Ok(())
+    }
+
+    fn block(&self, height: u64) -> Result<Option<Block>> {
+        match self.db.get_pinned_cf(self.cf(CF_BLOCKS), height.to_be_bytes()).map_err(io)? {
+            Some(v) => decode_block(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn block_by_hash(&self, hash: &Hash) -> Result<Option<Block>> {
+        match self.db.get_pinned_cf(self.cf(CF_HASHES), hash.0).map_err(io)? {
+            Some(v) => {
+                let h: [u8; 8] = v.as_ref().try_into().map_err(|_| ChainError::Corrupt("hash index entry".into()))?;
+                self.block(u64::from_be_bytes(h))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn latest_height(&self) -> Result<Option<u64>> {
+        Ok(self.tip.lock().unwrap_or_else(|p| p.into_inner()).map(|(h, _)| h))
+    }
+
+    fn tx_location(&self, id: &Hash) -> Result<Option<TxLocation>> {
+        match self.db.get_pinned_cf(self.cf(CF_TXS), id.0).map_err(io)? {
+            Some(v) => decode_location(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn committed(&self, ids: &[Hash]) -> Result<Vec<bool>> {
+        let cf = self.cf(CF_TXS);
+        self.db
+            .batched_multi_get_cf(cf, ids.iter().map(|id| id.0.as_slice()), false)
+            .into_iter()
+            .map(|r| r.map(|v| v.is_some()).map_err(io))
+            .collect()
+    }
+
+    fn state_get(&self, key: &str) -> Result<Option<String>> {
+        match self.db.get_pinned_cf(self.cf(CF_STATE), key.as_bytes()).map_err(io)? {
+            Some(v) => String::from_utf8(v.to_vec())
+                .map(Some)
+                .map_err(|_| ChainError::Corrupt(format!("state value of {key:?}"))),
+            None => Ok(None),
+        }
+    }
+
+    fn save_safety(&self, record: &[u8]) -> Result<()> {
+        self.db.put_cf_opt(self.cf(CF_META), KEY_SAFETY, record, &Self::synced()).map_err(io)
+    }
+
+    fn load_safety(&self) -> Result<Option<Vec<u8>>> {
+        self.db.get_cf(self.cf(CF_META), KEY_SAFETY).map_err(io)
+    }
+}

@@ -1,0 +1,184 @@
+//! The one test suite every `Store` implementation passes.
+
+use std::collections::BTreeMap;
+
+use super::{Store, TxLocation};
+use crate::block::{BatchHeader, Block};
+use crate::cert::{pbft_commit_bytes, Certificate, PbftCertificate, ValidatorSignature};
+use crate::crypto::{Hash, Keypair};
+use crate::error::ChainError;
+use crate::tx::{Op, Transaction, TxResult, TxRules, VerifiedTx};
+
+const CHAIN: &str = "ordo-testnet";
+
+fn tx(nonce: u64, op: Op) -> VerifiedTx {
+    TxRules::new(CHAIN).verify(Transaction::sign(CHAIN, &Keypair::from_seed([5; 32]), nonce, op)).unwrap()
+}
+
+fn put(n: u64, k: &str, v: &str) -> VerifiedTx {
+    tx(n, Op::Put { key: k.into(), value: v.into() })
+}
+
+/// Executes `txs` on top of the store's tip and commits the block, as the node does.
+pub fn commit_next<S: Store>(store: &S, txs: Vec<VerifiedTx>) -> Block {
+    let prev = store.latest_block().unwrap().expect("genesis committed");
+    let ids: Vec<Hash> = txs.iter().map(|t| t.id()).collect();
+    let committed = store.committed(&ids).unwrap();
+    let v = Keypair::from_seed([9; 32]);
+    let header = BatchHeader::for_txs(prev.height() + 1, 7, v.public(), &txs);
+    let d = header.digest(CHAIN);
+    let cert = Certificate::Pbft(PbftCertificate {
+        view: 0,
+        height: header.height,
+        batch_digest: d,
+        signatures: vec![ValidatorSignature {
+            validator: v.public(),
+            signature: v.sign(&pbft_commit_bytes(CHAIN, 0, header.height, &d)),
+        }],
+    });
+    let (block, exec) = Block::build(CHAIN, &prev, header, &txs, &committed, Some(cert));
+    store.commit(&block, &exec.writes).unwrap();
+    block
+}
+
+pub fn commit_genesis<S: Store>(store: &S) -> Block {
+    let state: BTreeMap<String, String> = [("greeting".to_string(), "hello".to_string())].into();
+    let (g, writes) = Block::genesis(CHAIN, 1, &state);
+    store.commit(&g, &writes).unwrap();
+    g
+}
+
+pub fn empty_store<S: Store>(s: &S) {
+    assert_eq!(s.latest_height().unwrap(), None);
+    assert_eq!(s.block(0).unwrap(), None);
+    assert_eq!(s.latest_block().unwrap(), None);
+    assert_eq!(s.state_get("greeting").unwrap(), None);
+    assert_eq!(s.load_safety().unwrap(), None);
+}
+
+pub fn commit_and_read_back<S: Store>(s: &S) {
+    let g = commit_genesis(s);
+    assert_eq!(s.latest_height().unwrap(), Some(0));
+    assert_eq!(s.state_get("greeting").unwrap().as_deref(), Some("hello"));
+    let a = put(1, "a", "1");
+    let b1 = commit_next(s, vec![a.clone(), put(2, "b", "2"), a.clone()]);
+    assert_eq!(b1.results, vec![TxResult::Applied, TxResult::Applied, TxResult::Duplicate]);
+    let b2 = commit_next(s, vec![tx(3, Op::Delete { key: "a".into() }), a.clone()]);
+    assert_eq!(b2.results, vec![TxResult::Applied, TxResult::Duplicate]);
+
+    assert_eq!(s.latest_height().unwrap(), Some(2));
+    assert_eq!(s.block(0).unwrap().unwrap(), g);
+    assert_eq!(s.block(1).unwrap().unwrap(), b1);
+    assert_eq!(s.block_by_hash(&b2.hash).unwrap().unwrap(), b2);
+    assert_eq!(s.block_by_hash(&Hash([0xee; 32])).unwrap(), None);
+    assert_eq!(s.block(3).unwrap(), None);
+    assert_eq!(s.latest_block().unwrap().unwrap(), b2);
+    // The index points at the block that applied a transaction, never at a later duplicate.
+    assert_eq!(s.tx_location(&a.id()).unwrap(), Some(TxLocation { height: 1, index: 0, result: TxResult::Applied }));
+    assert_eq!(s.committed(&[a.id(), Hash([1; 32])]).unwrap(), vec![true, false]);
+    assert_eq!(s.state_get("a").unwrap(), None, "deleted in block 2");
+    assert_eq!(s.state_get("b").unwrap().as_deref(), Some("2"));
+}
+
+pub fn rejects_commits_that_do_not_extend_the_tip<S: Store>(s: &S) {
+    let g = commit_genesis(s);
+    let b1 = commit_next(s, vec![put(1, "a", "1")]);
+    // Same height again.
+    let e = s.commit(&b1, &[]).unwrap_err();
+    assert_eq!(e, ChainError::NonSequentialCommit { expected: 2, got: 1 });
+    // Right height, wrong parent.
+    let mut fork = b1.clone();
+    fork.header.height = 2;
+    fork.prev_hash = g.hash;
+    assert!(matches!(
+        s.commit(&fork, &[Op::Put { key: "x".into(), value: "y".into() }]),
+        Err(ChainError::PrevHashMismatch { .. })
+    ));
+    // Nothing of the rejected commits was written.
+    assert_eq!(s.latest_height().unwrap(), Some(1));
+    assert_eq!(s.state_get("x").unwrap(), None);
+    assert_eq!(s.block(2).unwrap(), None);
+}
+
+pub fn safety_record<S: Store>(s: &S) {
+    s.save_safety(b"view=1").unwrap();
+    assert_eq!(s.load_safety().unwrap().as_deref(), Some(&b"view=1"[..]));
+    s.save_safety(b"view=2").unwrap();
+    assert_eq!(s.load_safety().unwrap().as_deref(), Some(&b"view=2"[..]));
+}
+
+pub fn large_block<S: Store>(s: &S) {
+    commit_genesis(s);
+    let txs: Vec<VerifiedTx> = (0..1000).map(|i| put(i, &format!("k{i}"), &"v".repeat(100))).collect();
+    let b = commit_next(s, txs);
+    assert_eq!(s.block(1).unwrap().unwrap(), b);
+    assert_eq!(s.state_get("k999").unwrap().unwrap().len(), 100);
+}
+
+macro_rules! store_suite {
+    ($modname:ident, $make:expr) => {
+        mod $modname {
+            #[allow(unused_imports)]
+            use super::*;
+            #[test]
+            fn empty_store() {
+                let (_guard, s) = $make;
+                super::empty_store(&s);
+            }
+            #[test]
+            fn commit_and_read_back() {
+                let (_guard, s) = $make;
+                super::commit_and_read_back(&s);
+            }
+            #[test]
+            fn rejects_commits_that_do_not_extend_the_tip() {
+                let (_guard, s) = $make;
+                super::rejects_commits_that_do_not_extend_the_tip(&s);
+            }
+            #[test]
+            fn safety_record() {
+                let (_guard, s) = $make;
+                super::safety_record(&s);
+            }
+            #[test]
+            fn large_block() {
+                let (_guard, s) = $make;
+                super::large_block(&s);
+            }
+        }
+    };
+}
+
+store_suite!(mem, ((), crate::store::MemStore::new()));
+
+#[cfg(feature = "rocksdb")]
+store_suite!(rocks, {
+    let dir = tempfile::tempdir().unwrap();
+    let s = crate::store::RocksStore::open(dir.path()).unwrap();
+    (dir, s)
+});
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn rocks_reopen_keeps_everything() {
+    use crate::store::RocksStore;
+    let dir = tempfile::tempdir().unwrap();
+    let (b1, a) = {
+        let s = RocksStore::open(dir.path()).unwrap();
+        commit_genesis(&s);
+        let a = put(1, "a", "1");
+        let b1 = commit_next(&s, vec![a.clone()]);
+        s.save_safety(b"record").unwrap();
+        (b1, a)
+    };
+    let s = RocksStore::open(dir.path()).unwrap();
+    assert_eq!(s.latest_height().unwrap(), Some(1));
+    assert_eq!(s.latest_block().unwrap().unwrap(), b1);
+    assert_eq!(s.block_by_hash(&b1.hash).unwrap().unwrap(), b1);
+    assert!(s.tx_location(&a.id()).unwrap().is_some());
+    assert_eq!(s.state_get("a").unwrap().as_deref(), Some("1"));
+    assert_eq!(s.load_safety().unwrap().as_deref(), Some(&b"record"[..]));
+    // And it keeps extending.
+    let b2 = commit_next(&s, vec![put(2, "b", "2")]);
+    assert_eq!(b2.prev_hash, b1.hash);
+}
