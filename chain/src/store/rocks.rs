@@ -53,17 +53,37 @@ impl RocksStore {
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(io)?;
         let store = Self { db, tip: Mutex::new(None) };
-        let tip = match store.db.get_cf(store.cf(CF_META), KEY_TIP).map_err(io)? {
-            None => None,
+        let tip = store.read_tip()?;
+        *store.tip.lock().expect("fresh lock") = tip;
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading only, without taking its lock: a running node's
+    /// store can be inspected (`ordo verify-chain --data-dir`) while the node writes. The view
+    /// is the store as it was at open.
+    pub fn open_read_only(dir: &Path) -> Result<Self> {
+        if !dir.join("CURRENT").exists() {
+            return Err(ChainError::Io(format!("{} holds no Ordo store", dir.display())));
+        }
+        let opts = Options::default();
+        let db = DB::open_cf_for_read_only(&opts, dir, [CF_BLOCKS, CF_HASHES, CF_TXS, CF_STATE, CF_META], false)
+            .map_err(io)?;
+        let store = Self { db, tip: Mutex::new(None) };
+        let tip = store.read_tip()?;
+        *store.tip.lock().expect("fresh lock") = tip;
+        Ok(store)
+    }
+
+    fn read_tip(&self) -> Result<Option<(u64, Hash)>> {
+        match self.db.get_cf(self.cf(CF_META), KEY_TIP).map_err(io)? {
+            None => Ok(None),
             Some(v) => {
                 let (h, hash) = v.split_at_checked(8).ok_or_else(|| ChainError::Corrupt("tip record".into()))?;
                 let h = u64::from_be_bytes(h.try_into().expect("8 bytes"));
                 let hash = Hash(hash.try_into().map_err(|_| ChainError::Corrupt("tip hash".into()))?);
-                Some((h, hash))
+                Ok(Some((h, hash)))
             }
-        };
-        *store.tip.lock().expect("fresh lock") = tip;
-        Ok(store)
+        }
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {

@@ -1,0 +1,28 @@
+//! `ordo`: the one binary of Ordo (SPEC §8).
+//!
+//! Layout: `cli` parses the command line (clap); each subcommand lives in its own module:
+//! `keygen`, `genesis_cmd`, `verify`. Errors reach the user through `anyhow` here, at the edge,
+//! with a line that says what to do next.
+
+mod cli;
+mod genesis_cmd;
+mod keygen;
+mod verify;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Keygen(a) => keygen::run(a),
+        cli::Command::Genesis(a) => genesis_cmd::run(a),
+        cli::Command::VerifyChain(a) => verify::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
