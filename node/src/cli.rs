@@ -20,6 +20,67 @@ pub enum Command {
     Genesis(GenesisArgs),
     /// Re-derive and check every hash and certificate of a chain.
     VerifyChain(VerifyArgs),
+    /// Submit a transaction, or look one up.
+    Tx(TxArgs),
+    /// Show a block: `ordo block 5`, `ordo block latest`.
+    Block(BlockArgs),
+    /// Read the state.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Show a node's status.
+    Status(NodeArgs),
+}
+
+/// Which node to talk to.
+#[derive(Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// The node's API URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub node: String,
+}
+
+#[derive(Args, Debug)]
+pub struct TxArgs {
+    #[command(subcommand)]
+    pub command: TxCommand,
+    /// The client key file; `./client.key` by default, created on first use.
+    #[arg(long = "key", id = "key_file", value_name = "FILE", global = true)]
+    pub key_file: Option<PathBuf>,
+    /// The node's API URL.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    pub node: String,
+    /// Wait until the transaction is committed, then print its status.
+    #[arg(long, global = true)]
+    pub wait: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TxCommand {
+    /// Set KEY to VALUE.
+    Put { key: String, value: String },
+    /// Remove KEY.
+    Delete { key: String },
+    /// Show a transaction's status.
+    Get { tx_id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct BlockArgs {
+    /// A height, or `latest`.
+    #[arg(default_value = "latest")]
+    pub height: String,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StateCommand {
+    /// The value of KEY.
+    Get {
+        key: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -59,12 +120,16 @@ pub struct GenesisArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["data_dir", "node"])))]
 pub struct VerifyArgs {
     /// A node's data directory (its RocksDB store), or the node directory holding config.toml.
     #[arg(long)]
-    pub data_dir: PathBuf,
-    /// The genesis file; by default the one named by config.toml, or the nearest genesis.json
-    /// in the directory or above it.
+    pub data_dir: Option<PathBuf>,
+    /// A node's API URL: every block is fetched over the API.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// The consortium's genesis file. With --data-dir, by default the one named by config.toml
+    /// or the nearest genesis.json in or above the directory; with --node, ./testnet/genesis.json.
     #[arg(long)]
     pub genesis: Option<PathBuf>,
 }

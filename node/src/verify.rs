@@ -14,23 +14,22 @@ use ordo_genesis::{ConsensusKind, Genesis, NodeConfig};
 use crate::cli::VerifyArgs;
 
 /// Finds the store directory and the genesis file from what the user named.
-fn locate(args: &VerifyArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let config = args.data_dir.join("config.toml");
+fn locate(data_dir: &Path, args: &VerifyArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let config = data_dir.join("config.toml");
     if config.exists() {
         let cfg = NodeConfig::load(&config)?;
         return Ok((cfg.data_dir, args.genesis.clone().unwrap_or(cfg.genesis_file)));
     }
     let genesis = match &args.genesis {
         Some(g) => g.clone(),
-        None => args
-            .data_dir
+        None => data_dir
             .ancestors()
             .take(4)
             .map(|d| d.join("genesis.json"))
             .find(|p| p.exists())
             .context("no genesis.json found in or above the data directory; pass --genesis FILE")?,
     };
-    Ok((args.data_dir.clone(), genesis))
+    Ok((data_dir.to_path_buf(), genesis))
 }
 
 pub fn cert_kind(g: &Genesis) -> CertKind {
@@ -41,7 +40,15 @@ pub fn cert_kind(g: &Genesis) -> CertKind {
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
-    let (data_dir, genesis_path) = locate(&args)?;
+    if let Some(node) = &args.node {
+        let genesis = args.genesis.clone().unwrap_or_else(|| PathBuf::from("testnet/genesis.json"));
+        if !genesis.exists() {
+            bail!("{} does not exist: pass the consortium's genesis with --genesis FILE", genesis.display());
+        }
+        return crate::client::verify_node(node, &genesis);
+    }
+    let data_dir = args.data_dir.clone().expect("clap requires --data-dir or --node");
+    let (data_dir, genesis_path) = locate(&data_dir, &args)?;
     let genesis = Genesis::load(&genesis_path)?;
     let store = RocksStore::open_read_only(&data_dir)
         .with_context(|| format!("could not open the store in {}", data_dir.display()))?;
