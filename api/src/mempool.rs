@@ -1,0 +1,441 @@
+//! The mempool: verified transactions waiting to be ordered, oldest first.
+//!
+//! It admits only [`VerifiedTx`], so nothing unchecked can ever reach a proposal. A transaction is
+//! admitted once: its `tx_id` must be neither pending here nor committed in the chain (asked of
+//! the [`Store`] in one batched read). Two named limits bound it, a count and a byte total, so it
+//! never grows without bound. Each operation is O(log n) in the number of pending transactions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use ordo_chain::store::Store;
+use ordo_chain::{ChainError, Hash, VerifiedTx};
+use serde::{Deserialize, Serialize};
+
+/// The mempool's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolConfig {
+    /// The most transactions pending at once.
+    pub max_txs: usize,
+    /// The most bytes pending at once, counted by [`VerifiedTx::wire_len`].
+    pub max_bytes: usize,
+}
+
+impl Default for MempoolConfig {
+    /// The same defaults as the node's `mempool_max_txs` and `mempool_max_bytes`.
+    fn default() -> Self {
+        Self { max_txs: 200_000, max_bytes: 256 * 1024 * 1024 }
+    }
+}
+
+impl MempoolConfig {
+    /// Checks every rule once at start-up: a zero limit would refuse every transaction.
+    pub fn validate(&self) -> Result<(), crate::error::ApiError> {
+        if self.max_txs == 0 {
+            return Err(crate::error::ApiError::ZeroMempoolLimit { field: "max_txs" });
+        }
+        if self.max_bytes == 0 {
+            return Err(crate::error::ApiError::ZeroMempoolLimit { field: "max_bytes" });
+        }
+        Ok(())
+    }
+}
+
+/// What happened to one transaction offered to the mempool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// It is now pending; the caller should gossip it.
+    Admitted,
+    /// A transaction with the same `tx_id` is already pending; nothing changed.
+    AlreadyPending,
+    /// A transaction with the same `tx_id` is already committed; nothing changed.
+    AlreadyCommitted,
+    /// Admitting it would break the count or byte limit; nothing changed.
+    Full,
+}
+
+/// How full the mempool is, as served in `GET /v1/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MempoolStats {
+    pub txs: usize,
+    pub bytes: usize,
+}
+
+/// A thread-safe FIFO of verified transactions, deduplicated by `tx_id`.
+pub struct Mempool {
+    config: MempoolConfig,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Pending transactions by arrival number: iteration order is FIFO order.
+    queue: BTreeMap<u64, VerifiedTx>,
+    /// Each pending `tx_id` and its arrival number, for deduplication and removal.
+    index: HashMap<Hash, u64>,
+    bytes: usize,
+    next_seq: u64,
+}
+
+impl Inner {
+    fn remove(&mut self, id: &Hash) -> bool {
+        match self.index.remove(id) {
+            Some(seq) => {
+                let tx = self.queue.remove(&seq).expect("every indexed transaction is queued");
+                self.bytes -= tx.wire_len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn assert_consistent(&self) {
+        // Kept in release builds: a drift here would silently break the limits.
+        assert_eq!(self.queue.len(), self.index.len(), "mempool queue and index disagree");
+    }
+}
+
+impl Mempool {
+    pub fn new(config: MempoolConfig) -> Self {
+        Self { config, inner: Mutex::new(Inner::default()) }
+    }
+
+    pub fn config(&self) -> MempoolConfig {
+        self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every method finishes its changes before it can panic, so a poisoned lock still guards
+        // consistent data.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Offers `txs`, in order, and returns one outcome per transaction. A transaction whose
+    /// `tx_id` is pending (including one earlier in `txs`) or committed in `store` changes
+    /// nothing; so does one that would break a limit, while later, smaller ones may still fit.
+    ///
+    /// The store is asked while the mempool is locked, so a commit that lands in between is seen
+    /// either here (`AlreadyCommitted`) or by the `remove_committed` that follows it.
+    pub fn admit<S: Store + ?Sized>(&self, store: &S, txs: Vec<VerifiedTx>) -> Result<Vec<Admission>, ChainError> {
+        let ids: Vec<Hash> = txs.iter().map(VerifiedTx::id).collect();
+        let mut inner = self.lock();
+        let committed = store.committed(&ids)?;
+        assert_eq!(committed.len(), ids.len(), "the store answers once per id");
+        let outcomes = txs
+            .into_iter()
+            .zip(committed)
+            .map(|(tx, was_committed)| {
+                let id = tx.id();
+                if was_committed {
+                    Admission::AlreadyCommitted
+                } else if inner.index.contains_key(&id) {
+                    Admission::AlreadyPending
+                } else if inner.queue.len() >= self.config.max_txs
+                    || inner.bytes + tx.wire_len() > self.config.max_bytes
+                {
+                    Admission::Full
+                } else {
+                    let seq = inner.next_seq;
+                    inner.next_seq += 1;
+                    inner.bytes += tx.wire_len();
+                    inner.index.insert(id, seq);
+                    inner.queue.insert(seq, tx);
+                    Admission::Admitted
+                }
+            })
+            .collect();
+        inner.assert_consistent();
+        Ok(outcomes)
+    }
+
+    /// Drops the given ids (those a block just committed) and returns how many were pending.
+    pub fn remove_committed(&self, ids: &[Hash]) -> usize {
+        let mut inner = self.lock();
+        let removed = ids.iter().filter(|id| inner.remove(id)).count();
+        inner.assert_consistent();
+        removed
+    }
+
+    /// The oldest pending transactions, at most `max_txs` of them and `max_bytes` in total,
+    /// leaving them pending. It stops at the first one that does not fit, so FIFO order holds;
+    /// a caller's `max_bytes` must therefore exceed the largest transaction the limits allow.
+    pub fn peek(&self, max_txs: usize, max_bytes: usize) -> Vec<VerifiedTx> {
+        let inner = self.lock();
+        Self::oldest(&inner, max_txs, max_bytes).map(|(_, tx)| tx.clone()).collect()
+    }
+
+    /// Like [`Mempool::peek`], but removes what it returns.
+    pub fn take(&self, max_txs: usize, max_bytes: usize) -> Vec<VerifiedTx> {
+        let mut inner = self.lock();
+        let seqs: Vec<u64> = Self::oldest(&inner, max_txs, max_bytes).map(|(seq, _)| seq).collect();
+        let taken: Vec<VerifiedTx> = seqs
+            .into_iter()
+            .map(|seq| {
+                let tx = inner.queue.remove(&seq).expect("sequence numbers come from the queue");
+                inner.index.remove(&tx.id());
+                inner.bytes -= tx.wire_len();
+                tx
+            })
+            .collect();
+        inner.assert_consistent();
+        taken
+    }
+
+    fn oldest(inner: &Inner, max_txs: usize, max_bytes: usize) -> impl Iterator<Item = (u64, &VerifiedTx)> {
+        let mut bytes = 0usize;
+        inner
+            .queue
+            .iter()
+            .take(max_txs)
+            .take_while(move |(_, tx)| {
+                bytes += tx.wire_len();
+                bytes <= max_bytes
+            })
+            .map(|(seq, tx)| (*seq, tx))
+    }
+
+    /// The pending transaction with this id, if any.
+    pub fn get(&self, id: &Hash) -> Option<VerifiedTx> {
+        let inner = self.lock();
+        inner.index.get(id).map(|seq| inner.queue[seq].clone())
+    }
+
+    pub fn contains(&self, id: &Hash) -> bool {
+        self.lock().index.contains_key(id)
+    }
+
+    pub fn stats(&self) -> MempoolStats {
+        let inner = self.lock();
+        MempoolStats { txs: inner.queue.len(), bytes: inner.bytes }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use ordo_chain::store::MemStore;
+    use ordo_chain::{BatchHeader, Block, Keypair, Op, Transaction, TxRules};
+
+    use super::*;
+
+    const CHAIN: &str = "ordo-test";
+
+    fn tx(nonce: u64) -> VerifiedTx {
+        tx_with_value(nonce, "v")
+    }
+
+    fn tx_with_value(nonce: u64, value: &str) -> VerifiedTx {
+        let op = Op::Put { key: "k".into(), value: value.into() };
+        let t = Transaction::sign(CHAIN, &Keypair::from_seed([7; 32]), nonce, op);
+        TxRules::new(CHAIN).verify(t).unwrap()
+    }
+
+    fn pool(max_txs: usize, max_bytes: usize) -> Mempool {
+        Mempool::new(MempoolConfig { max_txs, max_bytes })
+    }
+
+    fn ids(txs: &[VerifiedTx]) -> Vec<Hash> {
+        txs.iter().map(VerifiedTx::id).collect()
+    }
+
+    /// A store holding genesis and one block that committed `txs`.
+    fn store_with_committed(txs: &[VerifiedTx]) -> MemStore {
+        let store = MemStore::new();
+        let (genesis, writes) = Block::genesis(CHAIN, 0, &BTreeMap::new());
+        store.commit(&genesis, &writes).unwrap();
+        let header = BatchHeader::for_txs(1, 1, Keypair::from_seed([1; 32]).public(), txs);
+        let (block, exec) = Block::build(CHAIN, &genesis, header, txs, &vec![false; txs.len()], None);
+        store.commit(&block, &exec.writes).unwrap();
+        store
+    }
+
+    #[test]
+    fn config_rules() {
+        MempoolConfig::default().validate().unwrap();
+        let e = MempoolConfig { max_txs: 0, ..MempoolConfig::default() }.validate().unwrap_err();
+        assert!(matches!(e, crate::error::ApiError::ZeroMempoolLimit { field: "max_txs" }));
+        let e = MempoolConfig { max_bytes: 0, ..MempoolConfig::default() }.validate().unwrap_err();
+        assert!(matches!(e, crate::error::ApiError::ZeroMempoolLimit { field: "max_bytes" }));
+    }
+
+    #[test]
+    fn admits_new_transactions_in_fifo_order() {
+        let m = pool(10, 1 << 20);
+        let txs: Vec<VerifiedTx> = (0..3).map(tx).collect();
+        let out = m.admit(&MemStore::new(), txs.clone()).unwrap();
+        assert_eq!(out, vec![Admission::Admitted; 3]);
+        assert_eq!(ids(&m.peek(10, 1 << 20)), ids(&txs));
+        let bytes: usize = txs.iter().map(VerifiedTx::wire_len).sum();
+        assert_eq!(m.stats(), MempoolStats { txs: 3, bytes });
+        assert_eq!(m.get(&txs[1].id()).unwrap().id(), txs[1].id());
+    }
+
+    #[test]
+    fn duplicate_of_pending_is_already_pending() {
+        let m = pool(10, 1 << 20);
+        m.admit(&MemStore::new(), vec![tx(1)]).unwrap();
+        let before = m.stats();
+        assert_eq!(m.admit(&MemStore::new(), vec![tx(1)]).unwrap(), vec![Admission::AlreadyPending]);
+        assert_eq!(m.stats(), before);
+    }
+
+    #[test]
+    fn duplicate_within_one_batch_is_admitted_once() {
+        let m = pool(10, 1 << 20);
+        let out = m.admit(&MemStore::new(), vec![tx(1), tx(1)]).unwrap();
+        assert_eq!(out, vec![Admission::Admitted, Admission::AlreadyPending]);
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn committed_transaction_is_already_committed() {
+        let store = store_with_committed(&[tx(1)]);
+        let m = pool(10, 1 << 20);
+        let out = m.admit(&store, vec![tx(1), tx(2)]).unwrap();
+        assert_eq!(out, vec![Admission::AlreadyCommitted, Admission::Admitted]);
+        assert!(!m.contains(&tx(1).id()));
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn count_limit_rejects_without_change() {
+        let m = pool(2, 1 << 20);
+        let out = m.admit(&MemStore::new(), vec![tx(1), tx(2), tx(3)]).unwrap();
+        assert_eq!(out, vec![Admission::Admitted, Admission::Admitted, Admission::Full]);
+        let before = m.stats();
+        assert_eq!(m.admit(&MemStore::new(), vec![tx(4)]).unwrap(), vec![Admission::Full]);
+        assert_eq!(m.stats(), before);
+        assert!(!m.contains(&tx(3).id()) && !m.contains(&tx(4).id()));
+    }
+
+    #[test]
+    fn byte_limit_rejects_without_change_and_smaller_ones_still_fit() {
+        let small = tx(1);
+        let big = tx_with_value(2, &"x".repeat(1000));
+        let m = pool(10, small.wire_len() * 2);
+        let out = m.admit(&MemStore::new(), vec![small.clone(), big.clone(), tx(3)]).unwrap();
+        assert_eq!(out, vec![Admission::Admitted, Admission::Full, Admission::Admitted]);
+        assert_eq!(m.stats().bytes, small.wire_len() * 2);
+        assert!(!m.contains(&big.id()));
+    }
+
+    #[test]
+    fn exactly_at_the_byte_limit_is_admitted() {
+        let t = tx(1);
+        let m = pool(10, t.wire_len());
+        assert_eq!(m.admit(&MemStore::new(), vec![t]).unwrap(), vec![Admission::Admitted]);
+        assert_eq!(m.admit(&MemStore::new(), vec![tx(2)]).unwrap(), vec![Admission::Full]);
+    }
+
+    #[test]
+    fn remove_committed_frees_room() {
+        let m = pool(2, 1 << 20);
+        m.admit(&MemStore::new(), vec![tx(1), tx(2)]).unwrap();
+        assert_eq!(m.remove_committed(&[tx(1).id(), tx(9).id()]), 1);
+        assert_eq!(m.stats(), MempoolStats { txs: 1, bytes: tx(2).wire_len() });
+        assert_eq!(m.admit(&MemStore::new(), vec![tx(3)]).unwrap(), vec![Admission::Admitted]);
+        assert_eq!(ids(&m.peek(10, 1 << 20)), ids(&[tx(2), tx(3)]));
+    }
+
+    #[test]
+    fn peek_respects_count_and_bytes_and_keeps_order() {
+        let m = pool(10, 1 << 20);
+        let txs: Vec<VerifiedTx> = (0..5).map(tx).collect();
+        m.admit(&MemStore::new(), txs.clone()).unwrap();
+        assert_eq!(ids(&m.peek(2, 1 << 20)), ids(&txs[..2]));
+        let three = txs[0].wire_len() * 3;
+        assert_eq!(ids(&m.peek(10, three)), ids(&txs[..3]));
+        assert_eq!(ids(&m.peek(10, three - 1)), ids(&txs[..2]));
+        assert!(m.peek(0, 1 << 20).is_empty());
+        assert_eq!(m.len(), 5, "peek leaves transactions pending");
+    }
+
+    #[test]
+    fn peek_stops_at_the_first_transaction_that_does_not_fit() {
+        let m = pool(10, 1 << 20);
+        let big = tx_with_value(2, &"x".repeat(1000));
+        m.admit(&MemStore::new(), vec![tx(1), big, tx(3)]).unwrap();
+        // The third would fit on its own, but taking it would jump the queue.
+        assert_eq!(ids(&m.peek(10, tx(1).wire_len() * 2)), ids(&[tx(1)]));
+    }
+
+    #[test]
+    fn take_removes_what_it_returns() {
+        let m = pool(10, 1 << 20);
+        let txs: Vec<VerifiedTx> = (0..4).map(tx).collect();
+        m.admit(&MemStore::new(), txs.clone()).unwrap();
+        assert_eq!(ids(&m.take(3, 1 << 20)), ids(&txs[..3]));
+        assert_eq!(m.stats(), MempoolStats { txs: 1, bytes: txs[3].wire_len() });
+        assert_eq!(ids(&m.take(3, 1 << 20)), ids(&txs[3..]));
+        assert!(m.is_empty());
+        assert_eq!(m.stats().bytes, 0);
+        // A taken transaction may be offered again, e.g. after a failed proposal.
+        assert_eq!(m.admit(&MemStore::new(), vec![txs[0].clone()]).unwrap(), vec![Admission::Admitted]);
+    }
+
+    #[test]
+    fn store_error_changes_nothing() {
+        struct Broken;
+        impl Store for Broken {
+            fn commit(&self, _: &Block, _: &[Op]) -> ordo_chain::Result<()> {
+                unreachable!("the mempool never commits")
+            }
+            fn block(&self, _: u64) -> ordo_chain::Result<Option<Block>> {
+                unreachable!("the mempool never reads blocks")
+            }
+            fn block_by_hash(&self, _: &Hash) -> ordo_chain::Result<Option<Block>> {
+                unreachable!("the mempool never reads blocks")
+            }
+            fn latest_height(&self) -> ordo_chain::Result<Option<u64>> {
+                unreachable!("the mempool never reads the tip")
+            }
+            fn tx_location(&self, _: &Hash) -> ordo_chain::Result<Option<ordo_chain::store::TxLocation>> {
+                unreachable!("the mempool asks `committed`")
+            }
+            fn committed(&self, _: &[Hash]) -> ordo_chain::Result<Vec<bool>> {
+                Err(ChainError::Io("disk on fire".into()))
+            }
+            fn state_get(&self, _: &str) -> ordo_chain::Result<Option<String>> {
+                unreachable!("the mempool never reads state")
+            }
+            fn save_safety(&self, _: &[u8]) -> ordo_chain::Result<()> {
+                unreachable!("the mempool never votes")
+            }
+            fn load_safety(&self) -> ordo_chain::Result<Option<Vec<u8>>> {
+                unreachable!("the mempool never votes")
+            }
+        }
+        let m = pool(10, 1 << 20);
+        assert_eq!(m.admit(&Broken, vec![tx(1)]).unwrap_err(), ChainError::Io("disk on fire".into()));
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn concurrent_admission_admits_each_id_once() {
+        let m = std::sync::Arc::new(pool(1000, 1 << 20));
+        let txs: Vec<VerifiedTx> = (0..50).map(tx).collect();
+        let admitted: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let (m, txs) = (m.clone(), txs.clone());
+                    s.spawn(move || {
+                        m.admit(&MemStore::new(), txs).unwrap().iter().filter(|a| **a == Admission::Admitted).count()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(admitted, 50);
+        assert_eq!(m.len(), 50);
+    }
+}
