@@ -1,0 +1,126 @@
+//! The PBFT parameters: a typed struct whose `Default` holds the documented defaults, and a
+//! `validate` run once at start-up with one error message per rule (genesis.json may override
+//! any field beside `consensus.kind`).
+
+use crate::error::{ConsensusError, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PbftConfig {
+    /// The most transactions one batch (block) may hold; the primary proposes early when full.
+    pub batch_max_txs: usize,
+    /// The most transaction bytes (binary encoding) one batch may hold.
+    pub batch_max_bytes: usize,
+    /// How long the oldest unproposed transaction may wait before the primary proposes a
+    /// batch that is not full.
+    pub batch_timeout_ms: u64,
+    /// K: a checkpoint is taken at every height that is a multiple of K.
+    pub checkpoint_interval: u64,
+    /// L: sequences in flight must lie in (low, low + L], low being the last stable checkpoint.
+    pub watermark_window: u64,
+    /// How long a replica waits for a pending transaction to be ordered, and the first wait for
+    /// a NEW-VIEW, before it starts a view change.
+    pub view_change_timeout_ms: u64,
+    /// The cap of the exponential backoff applied to consecutive view changes.
+    pub view_change_timeout_max_ms: u64,
+    /// How often a replica re-sends its own votes for sequences still in flight, its
+    /// VIEW-CHANGE while waiting for a NEW-VIEW, and re-checks whether it must fetch blocks.
+    pub retransmit_interval_ms: u64,
+    /// The most pending transactions held by one replica; more are refused.
+    pub pool_max_txs: usize,
+    /// The most pending transaction bytes held by one replica.
+    pub pool_max_bytes: usize,
+    /// Messages naming a view more than this far above the current one are dropped unread.
+    pub max_views_ahead: u64,
+    /// The largest encoded consensus message accepted from the wire.
+    pub message_max_bytes: usize,
+    /// How many distinct (view, digest) vote sets one sequence keeps; a Byzantine sender cannot
+    /// make a slot grow past it.
+    pub slot_max_vote_sets: usize,
+    /// How many blocks one FetchBlocks asks for at most.
+    pub fetch_max_blocks: u64,
+}
+
+impl Default for PbftConfig {
+    fn default() -> Self {
+        Self {
+            batch_max_txs: 2000,
+            batch_max_bytes: 4 * 1024 * 1024,
+            batch_timeout_ms: 30,
+            checkpoint_interval: 32,
+            watermark_window: 64,
+            view_change_timeout_ms: 2000,
+            view_change_timeout_max_ms: 60_000,
+            retransmit_interval_ms: 1000,
+            pool_max_txs: 200_000,
+            pool_max_bytes: 256 * 1024 * 1024,
+            max_views_ahead: 1000,
+            message_max_bytes: 64 * 1024 * 1024,
+            slot_max_vote_sets: 4,
+            fetch_max_blocks: 64,
+        }
+    }
+}
+
+impl PbftConfig {
+    /// Checks every rule; the first broken one is named.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |m: String| Err(ConsensusError::Config(m));
+        if self.batch_max_txs == 0 {
+            return fail("batch_max_txs must be at least 1".into());
+        }
+        if self.batch_max_bytes < 1024 {
+            return fail(format!("batch_max_bytes is {}, it must be at least 1024", self.batch_max_bytes));
+        }
+        if self.checkpoint_interval == 0 {
+            return fail("checkpoint_interval must be at least 1".into());
+        }
+        if self.watermark_window < self.checkpoint_interval || self.watermark_window % self.checkpoint_interval != 0 {
+            return fail(format!(
+                "watermark_window ({}) must be a positive multiple of checkpoint_interval ({})",
+                self.watermark_window, self.checkpoint_interval
+            ));
+        }
+        if self.view_change_timeout_ms == 0 || self.view_change_timeout_max_ms < self.view_change_timeout_ms {
+            return fail("view_change_timeout_ms must be positive and at most view_change_timeout_max_ms".into());
+        }
+        if self.retransmit_interval_ms == 0 {
+            return fail("retransmit_interval_ms must be positive".into());
+        }
+        if self.pool_max_txs < self.batch_max_txs {
+            return fail(format!(
+                "pool_max_txs ({}) must hold at least one batch ({})",
+                self.pool_max_txs, self.batch_max_txs
+            ));
+        }
+        if self.max_views_ahead == 0 || self.slot_max_vote_sets < 2 || self.fetch_max_blocks == 0 {
+            return fail("max_views_ahead, fetch_max_blocks must be positive and slot_max_vote_sets at least 2".into());
+        }
+        if self.message_max_bytes < self.batch_max_bytes + 64 * 1024 {
+            return fail("message_max_bytes must exceed batch_max_bytes by at least 64 KiB".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_each_rule_fires() {
+        PbftConfig::default().validate().unwrap();
+        let bad = [
+            PbftConfig { batch_max_txs: 0, ..Default::default() },
+            PbftConfig { checkpoint_interval: 0, ..Default::default() },
+            PbftConfig { watermark_window: 33, ..Default::default() },
+            PbftConfig { view_change_timeout_max_ms: 1, ..Default::default() },
+            PbftConfig { retransmit_interval_ms: 0, ..Default::default() },
+            PbftConfig { pool_max_txs: 1, ..Default::default() },
+            PbftConfig { slot_max_vote_sets: 1, ..Default::default() },
+            PbftConfig { message_max_bytes: 1, ..Default::default() },
+        ];
+        for c in bad {
+            assert!(matches!(c.validate(), Err(ConsensusError::Config(_))), "{c:?}");
+        }
+    }
+}

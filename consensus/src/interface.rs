@@ -1,0 +1,90 @@
+//! The one driving interface of an ordering core. The node feeds [`Input`]s and executes the
+//! returned [`Action`]s strictly in order; PBFT implements it here, and a Raft adapter can sit
+//! behind it later without the node, store, block format or API knowing which one runs.
+//!
+//! Ordering contract the node relies on:
+//! - `PersistSafety` comes before every message whose vote it protects, so executing actions in
+//!   order means no vote ever leaves before the record that forbids a conflicting one is durable.
+//! - `Commit` actions come in height order with no gaps; the node executes each block, stores it
+//!   and reports its hash back with `Input::Executed`.
+
+use ordo_chain::cert::Certificate;
+use ordo_chain::{BatchHeader, Hash, PublicKey, VerifiedTx};
+
+use crate::verified::Verified;
+
+/// A batch the committee ordered, with the proof: the node builds and stores the block of
+/// `header.height` from it (SPEC §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedBatch {
+    pub header: BatchHeader,
+    pub txs: Vec<VerifiedTx>,
+    pub certificate: Certificate,
+}
+
+/// Everything that can happen to a core. `M` is the protocol's message type.
+#[derive(Debug, Clone)]
+pub enum Input<M> {
+    /// Client transactions, already checked by the node (`TxRules::verify_many`).
+    ClientTxs(Vec<VerifiedTx>),
+    /// A peer message that passed verification.
+    Message(Verified<M>),
+    /// The clock advanced; cores keep no clock of their own.
+    Tick { now_ms: u64 },
+    /// The node executed and stored the block at `height`; checkpoints are taken over its hash.
+    Executed { height: u64, block_hash: Hash },
+    /// Certified blocks fetched after a `FetchBlocks`, each verified, in any order.
+    SyncedBlocks(Vec<Verified<CommittedBatch>>),
+}
+
+/// Where a core stands in its protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Ordering normally under a known primary (or leader).
+    Normal,
+    /// Changing view (or electing): no batches are ordered until it completes.
+    ViewChange,
+}
+
+/// What the node shows in `/v1/status` and uses to route client traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The PBFT view (or Raft term).
+    pub view: u64,
+    /// The primary (leader) of that view.
+    pub leader: PublicKey,
+    pub mode: Mode,
+    /// The highest height handed to the node in a `Commit` action.
+    pub committed_height: u64,
+    /// The highest height the node reported as executed.
+    pub executed_height: u64,
+    /// The last stable checkpoint: everything at or below it is final and garbage-collected.
+    pub stable_height: u64,
+    pub pending_txs: usize,
+}
+
+/// What a core asks its driver to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action<M> {
+    /// Durably replace the safety record (`Store::save_safety`) before executing what follows.
+    PersistSafety(Vec<u8>),
+    /// Send one message to one validator.
+    Send { to: PublicKey, msg: M },
+    /// Send one message to every other validator.
+    Broadcast(M),
+    /// Execute and store the next block.
+    Commit(CommittedBatch),
+    /// Fetch the certified blocks `from_height..=to_height` from a peer and feed them back with
+    /// `Input::SyncedBlocks`.
+    FetchBlocks { from: PublicKey, from_height: u64, to_height: u64 },
+    /// The view, primary or mode changed.
+    StatusChanged(Status),
+}
+
+/// The one trait the node drives.
+pub trait Consensus {
+    type Message;
+    /// Feeds one input and returns the actions it causes, to be executed in order.
+    fn handle(&mut self, input: Input<Self::Message>) -> Vec<Action<Self::Message>>;
+    fn status(&self) -> Status;
+}

@@ -1,0 +1,220 @@
+//! The safety rules: one small module that decides whether this replica may sign a vote, and the
+//! record of what it signed, which the replica asks the node to persist (`PersistSafety`) before
+//! the vote leaves. A replica restarted from this record never signs a PRE-PREPARE, PREPARE or
+//! COMMIT that conflicts with one it signed before the crash, never votes in a view it left, and
+//! still reports its prepared certificates in VIEW-CHANGEs (Castro & Liskov 2002, §4.4 and §4.5
+//! assume exactly this state survives a crash).
+
+use std::collections::BTreeMap;
+
+use ordo_chain::codec::{Reader, Writer};
+use ordo_chain::Hash;
+
+use ordo_chain::VerifiedTx;
+
+use super::messages::{
+    decode_header, decode_sigs, decode_txs, encode_header, encode_sigs, encode_txs, CheckpointProof, PreparedProof,
+};
+use crate::error::{ConsensusError, Result};
+
+const RECORD_VERSION: u8 = 1;
+
+/// What this replica signed for one height.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotRecord {
+    /// The (view, digest) it pre-prepared (as primary) or prepared (as backup) last.
+    pub prepare: Option<(u64, Hash)>,
+    /// The (view, digest) it committed last.
+    pub commit: Option<(u64, Hash)>,
+    /// Its highest-view prepared certificate, with the batch body: after a crash the replica
+    /// must still be able to hand the batch to a new primary, since every other holder of the
+    /// body may have crashed too (the certificate alone would block every later NEW-VIEW).
+    pub prepared: Option<PreparedProof>,
+}
+
+/// The persisted safety record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafetyRecord {
+    /// The highest view this replica entered or asked to move to; it signs nothing below it.
+    pub view: u64,
+    /// True when it sent a VIEW-CHANGE for `view` and has not accepted its NEW-VIEW: it then
+    /// signs no PRE-PREPARE, PREPARE or COMMIT at all.
+    pub in_view_change: bool,
+    /// Its last stable checkpoint with proof; heights at or below it are final.
+    pub checkpoint: CheckpointProof,
+    pub slots: BTreeMap<u64, SlotRecord>,
+}
+
+impl SafetyRecord {
+    pub fn new(genesis_hash: Hash) -> Self {
+        SafetyRecord {
+            view: 0,
+            in_view_change: false,
+            checkpoint: CheckpointProof::genesis(genesis_hash),
+            slots: BTreeMap::new(),
+        }
+    }
+
+    fn check_normal(&self, view: u64) -> Result<()> {
+        if view != self.view || self.in_view_change {
+            return Err(ConsensusError::SafetyViolation(format!(
+                "vote for view {view} while in view {} (view change: {})",
+                self.view, self.in_view_change
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records a PRE-PREPARE (primary) or PREPARE (backup) for (view, height, digest), or refuses
+    /// it if this replica already signed a different digest at this height in this view.
+    pub fn vote_prepare(&mut self, view: u64, height: u64, digest: Hash) -> Result<()> {
+        self.check_normal(view)?;
+        let slot = self.slots.entry(height).or_default();
+        match slot.prepare {
+            Some((v, d)) if v == view && d != digest => Err(ConsensusError::SafetyViolation(format!(
+                "already prepared {d:?} at height {height} in view {view}, refusing {digest:?}"
+            ))),
+            Some((v, _)) if v > view => {
+                Err(ConsensusError::SafetyViolation(format!("prepared height {height} in a later view {v}")))
+            }
+            _ => {
+                slot.prepare = Some((view, digest));
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a prepared certificate and the COMMIT it allows, or refuses a conflicting COMMIT.
+    pub fn vote_commit(&mut self, proof: PreparedProof, digest: Hash) -> Result<()> {
+        let (view, height) = (proof.view, proof.header.height);
+        self.check_normal(view)?;
+        let slot = self.slots.entry(height).or_default();
+        match slot.commit {
+            Some((v, d)) if v == view && d != digest => Err(ConsensusError::SafetyViolation(format!(
+                "already committed {d:?} at height {height} in view {view}, refusing {digest:?}"
+            ))),
+            Some((v, _)) if v > view => {
+                Err(ConsensusError::SafetyViolation(format!("committed height {height} in a later view {v}")))
+            }
+            _ => {
+                slot.commit = Some((view, digest));
+                if slot.prepared.as_ref().is_none_or(|p| p.view <= view) {
+                    slot.prepared = Some(proof);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves to a view change for `view`: only ever upwards.
+    pub fn start_view_change(&mut self, view: u64) -> Result<()> {
+        if view <= self.view {
+            return Err(ConsensusError::SafetyViolation(format!("view change to {view} from view {}", self.view)));
+        }
+        self.view = view;
+        self.in_view_change = true;
+        Ok(())
+    }
+
+    /// Enters `view` after a valid NEW-VIEW: never below a view already entered or asked for.
+    pub fn enter_view(&mut self, view: u64) -> Result<()> {
+        if view < self.view {
+            return Err(ConsensusError::SafetyViolation(format!("entering view {view} after view {}", self.view)));
+        }
+        self.view = view;
+        self.in_view_change = false;
+        Ok(())
+    }
+
+    /// Adopts a newer stable checkpoint and forgets the heights it covers.
+    pub fn advance_checkpoint(&mut self, proof: CheckpointProof) {
+        if proof.height > self.checkpoint.height {
+            self.slots = self.slots.split_off(&(proof.height + 1));
+            self.checkpoint = proof;
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(256 + self.slots.len() * 256);
+        w.u8(RECORD_VERSION).u64(self.view).u8(self.in_view_change as u8);
+        self.checkpoint.encode(&mut w);
+        w.u32(self.slots.len() as u32);
+        for (h, s) in &self.slots {
+            w.u64(*h);
+            for v in [&s.prepare, &s.commit] {
+                match v {
+                    None => {
+                        w.u8(0);
+                    }
+                    Some((view, d)) => {
+                        w.u8(1).u64(*view).hash(d);
+                    }
+                }
+            }
+            match &s.prepared {
+                None => {
+                    w.u8(0);
+                }
+                Some(p) => {
+                    w.u8(1).u64(p.view);
+                    encode_header(&p.header, &mut w);
+                    w.sig(&p.primary_signature);
+                    encode_sigs(&p.prepares, &mut w);
+                    match &p.txs {
+                        None => {
+                            w.u8(0);
+                        }
+                        Some(txs) => {
+                            w.u8(1);
+                            encode_txs(txs, &mut w);
+                        }
+                    }
+                }
+            }
+        }
+        w.finish()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let corrupt = |e: ordo_chain::ChainError| ConsensusError::CorruptSafetyRecord(e.to_string());
+        let mut r = Reader::new(bytes);
+        let version = r.u8().map_err(corrupt)?;
+        if version != RECORD_VERSION {
+            return Err(ConsensusError::CorruptSafetyRecord(format!("unknown record version {version}")));
+        }
+        let view = r.u64().map_err(corrupt)?;
+        let in_view_change = r.u8().map_err(corrupt)? == 1;
+        let checkpoint =
+            CheckpointProof::decode(&mut r).map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?;
+        let n = r.u32().map_err(corrupt)?;
+        let mut slots = BTreeMap::new();
+        for _ in 0..n {
+            let h = r.u64().map_err(corrupt)?;
+            let mut votes = [None, None];
+            for v in &mut votes {
+                if r.u8().map_err(corrupt)? == 1 {
+                    *v = Some((r.u64().map_err(corrupt)?, r.hash().map_err(corrupt)?));
+                }
+            }
+            let prepared = if r.u8().map_err(corrupt)? == 1 {
+                let view = r.u64().map_err(corrupt)?;
+                let header = decode_header(&mut r).map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?;
+                let primary_signature = r.sig().map_err(corrupt)?;
+                let prepares = decode_sigs(&mut r).map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?;
+                let txs = if r.u8().map_err(corrupt)? == 1 {
+                    let raw = decode_txs(&mut r).map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?;
+                    // The record is this node's own storage, written only with verified batches.
+                    Some(raw.into_iter().map(VerifiedTx::from_trusted_store).collect())
+                } else {
+                    None
+                };
+                Some(PreparedProof { view, header, primary_signature, prepares, txs })
+            } else {
+                None
+            };
+            slots.insert(h, SlotRecord { prepare: votes[0], commit: votes[1], prepared });
+        }
+        r.finish().map_err(corrupt)?;
+        Ok(SafetyRecord { view, in_view_change, checkpoint, slots })
+    }
+}

@@ -1,0 +1,691 @@
+//! One test per protocol rule and per rejection rule of PBFT as implemented here, each naming
+//! the section of Castro & Liskov, "Practical Byzantine Fault Tolerance and Proactive
+//! Recovery" (TOCS 2002) that it checks. Replicas are driven directly through the `Consensus`
+//! interface, and the tests assert the exact actions they produce.
+
+use ordo_chain::cert::{pbft_commit_bytes, CertKind, Certificate, PbftCertificate, ValidatorSignature};
+use ordo_chain::{Block, Hash, Op, Transaction, TxRules, VerifiedTx};
+use ordo_consensus::pbft::messages::new_view::compute_plan;
+use ordo_consensus::pbft::messages::{
+    Batch, Checkpoint, CheckpointProof, Commit, Message, NewView, PrePrepare, Prepare, PreparedProof, ViewChange,
+    WireMessage,
+};
+use ordo_consensus::pbft::replica::{Replica, Restore};
+use ordo_consensus::pbft::safety::SafetyRecord;
+use ordo_consensus::pbft::{decode_and_verify, verify_block, VerifyContext};
+use ordo_consensus::sim::{committee, genesis, sim_config, validator_key, CHAIN_ID};
+use ordo_consensus::{Action, Consensus, ConsensusError, Input, Mode, Verified};
+
+const N: usize = 4;
+
+fn ctx() -> VerifyContext {
+    VerifyContext::new(committee(N), TxRules::new(CHAIN_ID), &sim_config())
+}
+
+fn replica(i: usize) -> Replica {
+    let g = genesis();
+    Replica::new(
+        sim_config(),
+        ctx(),
+        validator_key(i),
+        g.hash,
+        Restore { safety: None, executed_height: 0, executed_hash: g.hash },
+        0,
+    )
+    .unwrap()
+}
+
+fn restored(i: usize, safety: Vec<u8>) -> Replica {
+    let g = genesis();
+    Replica::new(
+        sim_config(),
+        ctx(),
+        validator_key(i),
+        g.hash,
+        Restore { safety: Some(safety), executed_height: 0, executed_hash: g.hash },
+        0,
+    )
+    .unwrap()
+}
+
+fn txs(n: usize, salt: u64) -> Vec<VerifiedTx> {
+    let client = ordo_chain::Keypair::from_seed([9; 32]);
+    let raw: Vec<Transaction> = (0..n)
+        .map(|i| {
+            Transaction::sign(
+                CHAIN_ID,
+                &client,
+                salt * 1000 + i as u64,
+                Op::Put { key: format!("k{i}"), value: "v".into() },
+            )
+        })
+        .collect();
+    TxRules::new(CHAIN_ID).verify_many(raw).into_iter().map(|r| r.unwrap()).collect()
+}
+
+/// Goes through the real wire path: encode, decode, verify.
+fn verified(m: Message) -> Verified<Message> {
+    decode_and_verify(&ctx(), &m.encode()).expect("valid message")
+}
+
+fn reject(m: Message) -> ConsensusError {
+    decode_and_verify(&ctx(), &m.encode()).expect_err("message must be rejected")
+}
+
+fn feed(r: &mut Replica, m: Message) -> Vec<Action<Message>> {
+    r.handle(Input::Message(verified(m)))
+}
+
+fn batch(height: u64, proposer: usize, t: Vec<VerifiedTx>) -> Batch {
+    Batch {
+        header: ordo_chain::BatchHeader::for_txs(
+            height,
+            1000u64.saturating_add(height),
+            validator_key(proposer).public(),
+            &t,
+        ),
+        txs: t,
+    }
+}
+
+fn pp(view: u64, b: Batch) -> PrePrepare {
+    PrePrepare::sign(CHAIN_ID, &validator_key((view % N as u64) as usize), view, b)
+}
+
+fn broadcasts(actions: &[Action<Message>]) -> Vec<&Message> {
+    actions.iter().filter_map(|a| if let Action::Broadcast(m) = a { Some(m) } else { None }).collect()
+}
+
+fn commits(actions: &[Action<Message>]) -> Vec<&ordo_consensus::CommittedBatch> {
+    actions.iter().filter_map(|a| if let Action::Commit(c) = a { Some(c) } else { None }).collect()
+}
+
+fn prepared_proof(view: u64, b: &Batch, backups: &[usize]) -> PreparedProof {
+    let d = b.digest(CHAIN_ID);
+    let primary = (view % N as u64) as usize;
+    PreparedProof {
+        view,
+        header: b.header,
+        primary_signature: pp(view, b.clone()).signature,
+        prepares: backups
+            .iter()
+            .map(|&i| ValidatorSignature {
+                validator: validator_key(i).public(),
+                signature: Prepare::sign(CHAIN_ID, &validator_key(i), view, b.header.height, d).signature,
+            })
+            .filter(|s| s.validator != validator_key(primary).public())
+            .collect(),
+        txs: Some(b.txs.clone()),
+    }
+}
+
+fn cert(view: u64, b: &Batch, signers: &[usize]) -> Certificate {
+    let d = b.digest(CHAIN_ID);
+    let msg = pbft_commit_bytes(CHAIN_ID, view, b.header.height, &d);
+    Certificate::Pbft(PbftCertificate {
+        view,
+        height: b.header.height,
+        batch_digest: d,
+        signatures: signers
+            .iter()
+            .map(|&i| ValidatorSignature {
+                validator: validator_key(i).public(),
+                signature: validator_key(i).sign(&msg),
+            })
+            .collect(),
+    })
+}
+
+// ------------------------------------------------------------------ normal case, §4.2
+
+#[test]
+fn primary_proposes_a_full_batch_at_once() {
+    // Castro & Liskov 2002, §4.2: the primary assigns the next sequence number to a batch and
+    // multicasts PRE-PREPARE; Ordo proposes early when batch_max_txs are pending.
+    let mut r = replica(0);
+    let out = r.handle(Input::ClientTxs(txs(4, 1)));
+    assert!(matches!(out[0], Action::PersistSafety(_)), "the record precedes the pre-prepare");
+    let b = broadcasts(&out);
+    assert_eq!(b.len(), 1);
+    let Message::PrePrepare(p) = b[0] else { panic!("expected a pre-prepare") };
+    assert_eq!((p.view, p.height(), p.batch.txs.len()), (0, 1, 4));
+}
+
+#[test]
+fn primary_waits_for_the_batch_timeout() {
+    // Castro & Liskov 2002, §5.1.4 (batching): a partial batch waits, bounded by batch_timeout_ms.
+    let mut r = replica(0);
+    assert!(broadcasts(&r.handle(Input::ClientTxs(txs(1, 2)))).is_empty());
+    assert!(broadcasts(&r.handle(Input::Tick { now_ms: 2 })).is_empty());
+    let out = r.handle(Input::Tick { now_ms: 5 });
+    assert!(matches!(broadcasts(&out)[0], Message::PrePrepare(p) if p.height() == 1));
+}
+
+#[test]
+fn pipelining_stops_at_the_high_watermark() {
+    // Castro & Liskov 2002, §4.2: sequence numbers lie between the low and high watermarks
+    // (h, h+L]; with L = 8 the primary pipelines heights 1..=8 and no further.
+    let mut r = replica(0);
+    let out = r.handle(Input::ClientTxs(txs(40, 3)));
+    let heights: Vec<u64> = broadcasts(&out)
+        .iter()
+        .filter_map(|m| if let Message::PrePrepare(p) = m { Some(p.height()) } else { None })
+        .collect();
+    assert_eq!(heights, (1..=8).collect::<Vec<_>>());
+}
+
+#[test]
+fn backup_persists_then_prepares() {
+    // Castro & Liskov 2002, §4.2: a backup accepting a PRE-PREPARE multicasts PREPARE; Ordo's
+    // safety record (§4.5 assumption of stable storage) is persisted before the vote leaves.
+    let mut r = replica(1);
+    let out = feed(&mut r, Message::PrePrepare(pp(0, batch(1, 0, txs(2, 4)))));
+    assert!(matches!(out[0], Action::PersistSafety(_)));
+    assert!(matches!(out[1], Action::Broadcast(Message::Prepare(ref p)) if p.height == 1 && p.view == 0));
+}
+
+#[test]
+fn prepared_certificate_triggers_commit() {
+    // Castro & Liskov 2002, §4.2: prepared = PRE-PREPARE + 2f matching PREPAREs from distinct
+    // backups; a prepared replica multicasts COMMIT.
+    let mut r = replica(1);
+    let b = batch(1, 0, txs(2, 5));
+    let d = b.digest(CHAIN_ID);
+    feed(&mut r, Message::PrePrepare(pp(0, b)));
+    // A PREPARE from the primary does not count.
+    assert!(broadcasts(&feed(&mut r, Message::Prepare(Prepare::sign(CHAIN_ID, &validator_key(0), 0, 1, d)))).is_empty());
+    let out = feed(&mut r, Message::Prepare(Prepare::sign(CHAIN_ID, &validator_key(2), 0, 1, d)));
+    assert!(matches!(out[0], Action::PersistSafety(_)));
+    assert!(matches!(broadcasts(&out)[0], Message::Commit(c) if c.digest == d));
+}
+
+#[test]
+fn commit_needs_2f_plus_1_commits_and_carries_the_certificate() {
+    // Castro & Liskov 2002, §4.2: committed-local needs 2f+1 matching COMMITs; SPEC §6: they
+    // form the block certificate as they stand.
+    let mut r = replica(1);
+    let b = batch(1, 0, txs(3, 6));
+    let d = b.digest(CHAIN_ID);
+    feed(&mut r, Message::PrePrepare(pp(0, b)));
+    feed(&mut r, Message::Prepare(Prepare::sign(CHAIN_ID, &validator_key(2), 0, 1, d)));
+    // Own COMMIT + one more = 2f: not enough.
+    let out = feed(&mut r, Message::Commit(Commit::sign(CHAIN_ID, &validator_key(2), 0, 1, d)));
+    assert!(commits(&out).is_empty(), "2f commits must not commit");
+    let out = feed(&mut r, Message::Commit(Commit::sign(CHAIN_ID, &validator_key(3), 0, 1, d)));
+    let c = commits(&out);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].header.height, 1);
+    c[0].certificate.verify(CHAIN_ID, &committee(N), CertKind::Pbft, 1, &d).expect("a valid SPEC §6 certificate");
+}
+
+#[test]
+fn commits_are_handed_over_in_height_order() {
+    // Castro & Liskov 2002, §4.2: a replica executes requests in sequence-number order, after
+    // all lower sequence numbers.
+    let mut r = replica(1);
+    let b1 = batch(1, 0, txs(1, 7));
+    let b2 = batch(2, 0, txs(1, 8));
+    for b in [&b2, &b1] {
+        feed(&mut r, Message::PrePrepare(pp(0, b.clone())));
+    }
+    let commit_all = |r: &mut Replica, b: &Batch| {
+        let mut out = Vec::new();
+        for i in [0, 2, 3] {
+            out.extend(feed(
+                r,
+                Message::Commit(Commit::sign(CHAIN_ID, &validator_key(i), 0, b.header.height, b.digest(CHAIN_ID))),
+            ));
+        }
+        out
+    };
+    assert!(commits(&commit_all(&mut r, &b2)).is_empty(), "height 2 waits for height 1");
+    let out = commit_all(&mut r, &b1);
+    let hs: Vec<u64> = commits(&out).iter().map(|c| c.header.height).collect();
+    assert_eq!(hs, vec![1, 2]);
+}
+
+// ------------------------------------------------------------------ checkpoints, §4.3
+
+#[test]
+fn checkpoint_becomes_stable_at_2f_plus_1_and_garbage_collects() {
+    // Castro & Liskov 2002, §4.3: a checkpoint with 2f+1 matching CHECKPOINT messages is stable;
+    // the replica discards everything at or below it and moves the low watermark.
+    let mut r = replica(1);
+    let hash = Hash([4; 32]);
+    // Pretend heights 1..=4 were committed by feeding certified blocks.
+    let mut prev = genesis();
+    let mut synced = Vec::new();
+    for h in 1..=4 {
+        let b = batch(h, 0, Vec::new());
+        let (blk, _) = Block::build(CHAIN_ID, &prev, b.header, &[], &[], Some(cert(0, &b, &[0, 2, 3])));
+        synced.push(verify_block(&ctx(), &blk).unwrap());
+        prev = blk;
+    }
+    // Asking for blocks first is what a lagging replica does; here they arrive unasked.
+    let out = r.handle(Input::SyncedBlocks(synced));
+    assert_eq!(commits(&out).len(), 4);
+    let out = r.handle(Input::Executed { height: 4, block_hash: hash });
+    assert!(matches!(broadcasts(&out)[0], Message::Checkpoint(c) if c.height == 4 && c.block_hash == hash));
+    feed(&mut r, Message::Checkpoint(Checkpoint::sign(CHAIN_ID, &validator_key(2), 4, hash)));
+    assert_eq!(r.status().stable_height, 0, "2f checkpoints are not stable");
+    feed(&mut r, Message::Checkpoint(Checkpoint::sign(CHAIN_ID, &validator_key(3), 4, hash)));
+    assert_eq!(r.status().stable_height, 4);
+    let d = batch(3, 0, Vec::new()).digest(CHAIN_ID);
+    feed(&mut r, Message::Commit(Commit::sign(CHAIN_ID, &validator_key(2), 0, 3, d)));
+    assert!(matches!(r.last_drop(), Some(ConsensusError::OutsideWatermarks { height: 3, low: 4, .. })));
+}
+
+#[test]
+fn replica_behind_a_stable_checkpoint_fetches_certified_blocks() {
+    // Castro & Liskov 2002, §4.3 (state transfer): a replica that learns of a stable checkpoint
+    // above its state fetches it; Ordo fetches certified blocks and verifies each certificate.
+    let mut r = replica(3);
+    let hash = Hash([8; 32]);
+    let mut out = Vec::new();
+    for i in 0..3 {
+        out.extend(feed(&mut r, Message::Checkpoint(Checkpoint::sign(CHAIN_ID, &validator_key(i), 8, hash))));
+    }
+    let fetch = out.iter().find_map(|a| {
+        if let Action::FetchBlocks { from_height, to_height, .. } = a {
+            Some((*from_height, *to_height))
+        } else {
+            None
+        }
+    });
+    assert_eq!(fetch, Some((1, 8)));
+    // A block whose certificate has only 2f signatures is refused by verification.
+    let b = batch(1, 0, Vec::new());
+    let (blk, _) = Block::build(CHAIN_ID, &genesis(), b.header, &[], &[], Some(cert(0, &b, &[0, 2])));
+    assert!(matches!(verify_block(&ctx(), &blk), Err(ConsensusError::BadSyncedBlock { height: 1, .. })));
+}
+
+// ------------------------------------------------------------------ view change, §4.4–§4.5
+
+#[test]
+fn backup_with_an_unordered_request_starts_a_view_change() {
+    // Castro & Liskov 2002, §4.4: a backup whose timer expires on a pending request moves to
+    // view v+1 and multicasts VIEW-CHANGE.
+    let mut r = replica(1);
+    r.handle(Input::ClientTxs(txs(1, 9)));
+    assert!(broadcasts(&r.handle(Input::Tick { now_ms: 299 })).is_empty());
+    let out = r.handle(Input::Tick { now_ms: 300 });
+    assert!(matches!(out[0], Action::PersistSafety(_)));
+    assert!(matches!(broadcasts(&out)[0], Message::ViewChange(vc) if vc.view == 1));
+    assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
+}
+
+#[test]
+fn view_change_timeout_backs_off_exponentially() {
+    // Castro & Liskov 2002, §4.5.2: if the NEW-VIEW does not arrive in time the replica moves to
+    // v+2, waiting twice as long (capped at view_change_timeout_max_ms).
+    let mut r = replica(1);
+    r.handle(Input::ClientTxs(txs(1, 10)));
+    r.handle(Input::Tick { now_ms: 300 });
+    assert_eq!(r.status().view, 1);
+    // Waiting T for the NEW-VIEW of view 1, then 2T for view 2, then 4T for view 3.
+    for (now_ms, view) in [(599, 1), (600, 2), (1199, 2), (1200, 3), (2399, 3), (2400, 4)] {
+        r.handle(Input::Tick { now_ms });
+        assert_eq!(r.status().view, view, "at {now_ms} ms");
+    }
+    // The wait is capped at view_change_timeout_max_ms (2400 ms in the simulation config).
+    for (now_ms, view) in [(4799, 4), (4800, 5), (7199, 5), (7200, 6)] {
+        r.handle(Input::Tick { now_ms });
+        assert_eq!(r.status().view, view, "at {now_ms} ms");
+    }
+}
+
+#[test]
+fn joins_a_higher_view_on_f_plus_1_view_changes() {
+    // Castro & Liskov 2002, §4.5.2: a replica receiving f+1 valid VIEW-CHANGEs for views above
+    // its own joins, without waiting for its timer.
+    let mut r = replica(1);
+    let vc = |i: usize| {
+        ViewChange::sign(CHAIN_ID, &validator_key(i), 2, CheckpointProof::genesis(genesis().hash), Vec::new())
+    };
+    assert!(broadcasts(&feed(&mut r, Message::ViewChange(vc(2)))).is_empty(), "f view-changes are not enough");
+    let out = feed(&mut r, Message::ViewChange(vc(3)));
+    assert!(matches!(broadcasts(&out)[0], Message::ViewChange(v) if v.view == 2));
+}
+
+#[test]
+fn new_view_reproposes_prepared_batches_and_fills_gaps_with_empty_ones() {
+    // Castro & Liskov 2002, §4.4: the O-set holds, for each sequence between min-s and max-s,
+    // the highest-view prepared batch of the V-set, or a null request.
+    let b2 = batch(2, 0, txs(2, 11));
+    let older = batch(2, 0, txs(1, 12));
+    let gen = CheckpointProof::genesis(genesis().hash);
+    let vcs = vec![
+        ViewChange::sign(CHAIN_ID, &validator_key(1), 2, gen.clone(), vec![prepared_proof(1, &b2, &[0, 2, 3])]),
+        ViewChange::sign(CHAIN_ID, &validator_key(2), 2, gen.clone(), vec![prepared_proof(0, &older, &[1, 2, 3])]),
+        ViewChange::sign(CHAIN_ID, &validator_key(3), 2, gen, Vec::new()),
+    ];
+    let plan = compute_plan(CHAIN_ID, &committee(N), 2, 777, &vcs, &|_| None).unwrap();
+    assert_eq!(plan.batches.len(), 2);
+    assert_eq!(plan.batches[0].header.tx_count, 0, "height 1 prepared nowhere: an empty batch");
+    assert_eq!(plan.batches[0].header.proposer, validator_key(2).public());
+    assert_eq!(plan.batches[1].digest(CHAIN_ID), b2.digest(CHAIN_ID), "the view-1 certificate beats the view-0 one");
+    // A backup accepts the NEW-VIEW, enters view 2 and prepares both re-proposals.
+    let nv = NewView::sign(CHAIN_ID, &validator_key(2), 2, 777, &vcs, &plan);
+    let mut r = replica(3);
+    let out = feed(&mut r, Message::NewView(nv));
+    assert_eq!((r.status().view, r.status().mode), (2, Mode::Normal));
+    let prepared: Vec<u64> = broadcasts(&out)
+        .iter()
+        .filter_map(|m| if let Message::Prepare(p) = m { Some(p.height) } else { None })
+        .collect();
+    assert_eq!(prepared, vec![1, 2]);
+}
+
+#[test]
+fn backups_recompute_the_o_set_and_refuse_a_new_view_that_drops_a_prepared_batch() {
+    // Castro & Liskov 2002, §4.4: backups check the NEW-VIEW by recomputing O from V; a primary
+    // that ignores a prepared certificate is caught.
+    let b1 = batch(1, 0, txs(2, 13));
+    let gen = CheckpointProof::genesis(genesis().hash);
+    let vcs = vec![
+        ViewChange::sign(CHAIN_ID, &validator_key(0), 1, gen.clone(), vec![prepared_proof(0, &b1, &[1, 2, 3])]),
+        ViewChange::sign(CHAIN_ID, &validator_key(2), 1, gen.clone(), Vec::new()),
+        ViewChange::sign(CHAIN_ID, &validator_key(3), 1, gen, Vec::new()),
+    ];
+    // The forged plan replaces the prepared batch by an empty one.
+    let forged = ordo_consensus::pbft::messages::NewViewPlan {
+        checkpoint: CheckpointProof::genesis(genesis().hash),
+        batches: vec![Batch::null(1, 5, validator_key(1).public())],
+    };
+    let nv = NewView::sign(CHAIN_ID, &validator_key(1), 1, 5, &vcs, &forged);
+    assert!(matches!(reject(Message::NewView(nv)), ConsensusError::BadNewView { view: 1, .. }));
+}
+
+#[test]
+fn restarted_replica_never_signs_a_conflicting_prepare() {
+    // Castro & Liskov 2002, §4.5 (replicas keep their protocol state across crashes): after a
+    // restart from its safety record a backup refuses a second batch at the same view/height.
+    let mut r = replica(1);
+    let out = feed(&mut r, Message::PrePrepare(pp(0, batch(1, 0, txs(1, 14)))));
+    let Action::PersistSafety(record) = &out[0] else { panic!("record first") };
+    let mut r = restored(1, record.clone());
+    let out = feed(&mut r, Message::PrePrepare(pp(0, batch(1, 0, txs(2, 15)))));
+    assert!(broadcasts(&out).is_empty());
+    assert!(matches!(r.last_drop(), Some(ConsensusError::SafetyViolation(_))));
+}
+
+#[test]
+fn restarted_replica_stays_in_its_view_change() {
+    // Castro & Liskov 2002, §4.4: a replica that sent VIEW-CHANGE for v+1 accepts no message of
+    // view v, also after a restart.
+    let mut r = replica(1);
+    r.handle(Input::ClientTxs(txs(1, 16)));
+    let out = r.handle(Input::Tick { now_ms: 300 });
+    let Action::PersistSafety(record) = &out[0] else { panic!("record first") };
+    let mut r = restored(1, record.clone());
+    assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
+    feed(&mut r, Message::PrePrepare(pp(0, batch(1, 0, txs(1, 17)))));
+    assert!(matches!(r.last_drop(), Some(ConsensusError::StaleView { view: 0, current: 1 })));
+}
+
+#[test]
+fn safety_record_round_trips() {
+    let mut s = SafetyRecord::new(genesis().hash);
+    s.vote_prepare(0, 1, Hash([1; 32])).unwrap();
+    let b = batch(1, 0, txs(1, 18));
+    s.vote_commit(prepared_proof(0, &b, &[1, 2, 3]), b.digest(CHAIN_ID)).unwrap();
+    s.start_view_change(1).unwrap();
+    let back = SafetyRecord::decode(&s.encode()).unwrap();
+    assert_eq!(back.view, 1);
+    assert!(back.in_view_change);
+    assert_eq!(back.slots[&1].prepare, Some((0, Hash([1; 32]))));
+    assert!(back.slots[&1].prepared.is_some());
+    assert!(matches!(SafetyRecord::decode(&[9, 9]), Err(ConsensusError::CorruptSafetyRecord(_))));
+    // The record only moves forward.
+    assert!(s.start_view_change(1).is_err());
+    assert!(s.enter_view(0).is_err());
+}
+
+// ------------------------------------------------------------------ drops in the core
+
+#[test]
+fn reject_stale_view() {
+    // Castro & Liskov 2002, §4.2: replicas accept normal-case messages only for their view.
+    let mut r = replica(1);
+    r.handle(Input::ClientTxs(txs(1, 19)));
+    r.handle(Input::Tick { now_ms: 300 });
+    let d = Hash([3; 32]);
+    feed(&mut r, Message::Prepare(Prepare::sign(CHAIN_ID, &validator_key(2), 0, 1, d)));
+    assert!(matches!(r.last_drop(), Some(ConsensusError::StaleView { view: 0, current: 1 })));
+}
+
+#[test]
+fn reject_far_future_view() {
+    // Castro & Liskov 2002, §4.5.2 (bounding what faulty replicas can make others store):
+    // VIEW-CHANGEs more than max_views_ahead above the current view are dropped unread.
+    let mut r = replica(1);
+    let vc = ViewChange::sign(
+        CHAIN_ID,
+        &validator_key(2),
+        u64::MAX - 1,
+        CheckpointProof::genesis(genesis().hash),
+        Vec::new(),
+    );
+    feed(&mut r, Message::ViewChange(vc));
+    assert!(matches!(r.last_drop(), Some(ConsensusError::FarFutureView { .. })));
+    let peek = ordo_consensus::pbft::messages::peek(
+        &Message::<VerifiedTx>::Prepare(Prepare::sign(CHAIN_ID, &validator_key(2), 5000, 1, Hash([0; 32]))).encode(),
+    )
+    .unwrap();
+    assert!(!r.wants(&peek), "the prefix alone is enough to drop it");
+    // The largest view and checkpoint heights are refused without arithmetic overflow.
+    let vc =
+        ViewChange::sign(CHAIN_ID, &validator_key(2), u64::MAX, CheckpointProof::genesis(genesis().hash), Vec::new());
+    let peek = ordo_consensus::pbft::messages::peek(&Message::ViewChange(vc.clone()).encode()).unwrap();
+    assert!(!r.wants(&peek));
+    feed(&mut r, Message::ViewChange(vc));
+    assert!(matches!(r.last_drop(), Some(ConsensusError::FarFutureView { .. })));
+    let b = batch(u64::MAX, 0, Vec::new());
+    let mut p = prepared_proof(0, &b, &[1, 2, 3]);
+    p.txs = None;
+    let cp = CheckpointProof { height: u64::MAX - 1, block_hash: Hash([1; 32]), signatures: Vec::new() };
+    let m = ViewChange::sign(CHAIN_ID, &validator_key(2), 1, cp, vec![p]);
+    assert!(matches!(reject(Message::ViewChange(m)), ConsensusError::BadProof { .. }));
+}
+
+#[test]
+fn reject_sequence_outside_the_watermarks() {
+    // Castro & Liskov 2002, §4.2: a backup accepts a PRE-PREPARE only if h < n <= H.
+    let mut r = replica(1);
+    feed(&mut r, Message::PrePrepare(pp(0, batch(9, 0, txs(1, 20)))));
+    assert!(matches!(r.last_drop(), Some(ConsensusError::OutsideWatermarks { height: 9, low: 0, high: 8 })));
+}
+
+#[test]
+fn reject_conflicting_pre_prepare_in_one_view() {
+    // Castro & Liskov 2002, §4.2: a backup accepts a PRE-PREPARE only if it has not accepted one
+    // for the same view and sequence with a different digest.
+    let mut r = replica(1);
+    feed(&mut r, Message::PrePrepare(pp(0, batch(1, 0, txs(1, 21)))));
+    let out = feed(&mut r, Message::PrePrepare(pp(0, batch(1, 0, txs(2, 22)))));
+    assert!(broadcasts(&out).is_empty());
+    assert!(matches!(r.last_drop(), Some(ConsensusError::ConflictingPrePrepare { view: 0, height: 1 })));
+}
+
+// ------------------------------------------------------------------ verification rejections
+
+#[test]
+fn reject_unknown_sender() {
+    // Castro & Liskov 2002, §2 (system model): only replicas of the group take part.
+    let outsider = validator_key(99);
+    let m = Message::Prepare(Prepare::sign(CHAIN_ID, &outsider, 0, 1, Hash([1; 32])));
+    assert!(matches!(reject(m), ConsensusError::UnknownSender { kind: "prepare", .. }));
+}
+
+#[test]
+fn reject_bad_signature() {
+    // Castro & Liskov 2002, §2: all messages are signed (Ordo uses signatures, not MACs).
+    let mut p = Prepare::sign(CHAIN_ID, &validator_key(2), 0, 1, Hash([1; 32]));
+    p.signature.0[0] ^= 1;
+    assert!(matches!(reject(Message::Prepare(p)), ConsensusError::BadSignature { kind: "prepare", .. }));
+    let mut c = Commit::sign(CHAIN_ID, &validator_key(2), 0, 1, Hash([1; 32]));
+    c.view = 1; // Signed over view 0.
+    assert!(matches!(reject(Message::Commit(c)), ConsensusError::BadSignature { kind: "commit", .. }));
+}
+
+#[test]
+fn reject_pre_prepare_not_from_the_primary() {
+    // Castro & Liskov 2002, §4.2: only the primary of view v sends PRE-PREPAREs for v.
+    let b = batch(1, 1, txs(1, 23));
+    let m = PrePrepare::sign(CHAIN_ID, &validator_key(1), 0, b);
+    assert!(matches!(reject(Message::PrePrepare(m)), ConsensusError::NotPrimary { view: 0, .. }));
+}
+
+#[test]
+fn reject_duplicate_transaction_in_a_batch() {
+    // Castro & Liskov 2002, §4.2 with SPEC §3: a batch naming one request twice is invalid.
+    let t = txs(1, 24);
+    let m = pp(0, batch(1, 0, vec![t[0].clone(), t[0].clone()]));
+    assert!(matches!(reject(Message::PrePrepare(m)), ConsensusError::DuplicateTxInBatch { height: 1, .. }));
+}
+
+#[test]
+fn reject_invalid_transaction_in_a_batch() {
+    // Castro & Liskov 2002, §4.2: backups check the requests in a PRE-PREPARE (client signatures).
+    let b = batch(1, 0, txs(2, 25));
+    let mut wire: WireMessage = WireMessage::decode(&Message::PrePrepare(pp(0, b)).encode(), usize::MAX).unwrap();
+    if let Message::PrePrepare(p) = &mut wire {
+        p.batch.txs[1].signature.0[3] ^= 1;
+    }
+    let err = ordo_consensus::pbft::verify_message(&ctx(), wire).unwrap_err();
+    assert!(matches!(err, ConsensusError::BadTransaction { height: 1, index: 1, .. }));
+}
+
+#[test]
+fn reject_batch_whose_digest_does_not_match_its_transactions() {
+    // Castro & Liskov 2002, §4.2: the digest in the PRE-PREPARE must be the batch's digest.
+    let mut b = batch(1, 0, txs(2, 26));
+    b.txs.pop();
+    b.header.tx_count = 1; // Count fixed up, root left over two transactions.
+    assert!(matches!(reject(Message::PrePrepare(pp(0, b))), ConsensusError::BatchMismatch { what: "tx_root", .. }));
+    let mut b = batch(1, 0, txs(2, 27));
+    b.header.tx_count = 3;
+    assert!(matches!(reject(Message::PrePrepare(pp(0, b))), ConsensusError::BatchMismatch { what: "tx_count", .. }));
+}
+
+#[test]
+fn reject_oversized_batch_and_message() {
+    // Bounded resources (Castro & Liskov 2002, §5.1.4 batching limits): too many transactions,
+    // or too many bytes, are refused before any signature work.
+    let m = Message::PrePrepare(pp(0, batch(1, 0, txs(5, 28))));
+    assert!(matches!(reject(m.clone()), ConsensusError::BatchTooLarge { count: 5, max: 4, .. }));
+    let bytes = m.encode();
+    assert!(matches!(WireMessage::decode(&bytes, bytes.len() - 1), Err(ConsensusError::MessageTooLarge { .. })));
+}
+
+#[test]
+fn reject_view_change_with_an_invalid_prepared_certificate() {
+    // Castro & Liskov 2002, §4.4: each P-set entry must be a valid prepared certificate for a
+    // view below the new one.
+    let b = batch(1, 0, txs(1, 29));
+    let gen = CheckpointProof::genesis(genesis().hash);
+    let thin = prepared_proof(0, &b, &[1]);
+    let m = ViewChange::sign(CHAIN_ID, &validator_key(2), 1, gen.clone(), vec![thin]);
+    assert!(matches!(reject(Message::ViewChange(m)), ConsensusError::BadProof { kind: "view-change", .. }));
+    let not_below = prepared_proof(1, &b, &[0, 2, 3]);
+    let m = ViewChange::sign(CHAIN_ID, &validator_key(2), 1, gen, vec![not_below]);
+    assert!(matches!(reject(Message::ViewChange(m)), ConsensusError::BadProof { .. }));
+}
+
+#[test]
+fn reject_new_view_from_a_non_primary_or_with_too_few_view_changes() {
+    // Castro & Liskov 2002, §4.4: NEW-VIEW comes from the new primary with 2f+1 VIEW-CHANGEs.
+    let gen = CheckpointProof::genesis(genesis().hash);
+    let vcs: Vec<ViewChange> =
+        [0, 2].iter().map(|&i| ViewChange::sign(CHAIN_ID, &validator_key(i), 1, gen.clone(), Vec::new())).collect();
+    let plan = ordo_consensus::pbft::messages::NewViewPlan { checkpoint: gen.clone(), batches: Vec::new() };
+    let nv = NewView::sign(CHAIN_ID, &validator_key(1), 1, 0, &vcs, &plan);
+    assert!(matches!(reject(Message::NewView(nv)), ConsensusError::BadNewView { .. }));
+    let nv = NewView::sign(CHAIN_ID, &validator_key(2), 1, 0, &vcs, &plan);
+    assert!(matches!(reject(Message::NewView(nv)), ConsensusError::NotPrimary { kind: "new-view", .. }));
+}
+
+#[test]
+fn reject_checkpoint_proof_without_a_quorum() {
+    // Castro & Liskov 2002, §4.3/§4.4: a stable checkpoint is proven by 2f+1 signatures.
+    let h = Hash([5; 32]);
+    let sig = |i: usize| ValidatorSignature {
+        validator: validator_key(i).public(),
+        signature: Checkpoint::sign(CHAIN_ID, &validator_key(i), 4, h).signature,
+    };
+    let proof = CheckpointProof { height: 4, block_hash: h, signatures: vec![sig(0), sig(1)] };
+    assert!(proof.verify(&ctx()).is_err());
+    let m = ViewChange::sign(CHAIN_ID, &validator_key(2), 1, proof, Vec::new());
+    assert!(matches!(reject(Message::ViewChange(m)), ConsensusError::BadProof { .. }));
+    let good = CheckpointProof { height: 4, block_hash: h, signatures: vec![sig(0), sig(1), sig(3)] };
+    good.verify(&ctx()).unwrap();
+}
+
+#[test]
+fn every_message_kind_round_trips_on_the_wire() {
+    let b = batch(1, 0, txs(2, 30));
+    let d = b.digest(CHAIN_ID);
+    let gen = CheckpointProof::genesis(genesis().hash);
+    let vcs = vec![
+        ViewChange::sign(CHAIN_ID, &validator_key(0), 1, gen.clone(), vec![prepared_proof(0, &b, &[1, 2, 3])]),
+        ViewChange::sign(CHAIN_ID, &validator_key(2), 1, gen.clone(), Vec::new()),
+        ViewChange::sign(CHAIN_ID, &validator_key(3), 1, gen, Vec::new()),
+    ];
+    let plan = compute_plan(CHAIN_ID, &committee(N), 1, 9, &vcs, &|_| None).unwrap();
+    let msgs = vec![
+        Message::PrePrepare(pp(0, b)),
+        Message::Prepare(Prepare::sign(CHAIN_ID, &validator_key(1), 0, 1, d)),
+        Message::Commit(Commit::sign(CHAIN_ID, &validator_key(1), 0, 1, d)),
+        Message::Checkpoint(Checkpoint::sign(CHAIN_ID, &validator_key(1), 4, d)),
+        Message::ViewChange(vcs[0].clone()),
+        Message::NewView(NewView::sign(CHAIN_ID, &validator_key(1), 1, 9, &vcs, &plan)),
+    ];
+    for m in msgs {
+        let v = verified(m.clone());
+        assert_eq!(v.encode(), m.encode(), "{:?}", m.kind());
+        let p = ordo_consensus::pbft::messages::peek(&m.encode()).unwrap();
+        assert_eq!(p, m.peek());
+        assert!(WireMessage::decode(&m.encode()[..m.encode().len() - 1], usize::MAX).is_err(), "truncated input fails");
+    }
+}
+
+#[test]
+fn reject_pre_prepare_whose_sequence_is_not_its_height() {
+    // Castro & Liskov 2002, §4.2: the sequence number is part of what the primary signs; in
+    // Ordo it is the block height (SPEC §4), so a prefix naming another height is malformed.
+    let m = Message::PrePrepare(pp(0, batch(1, 0, txs(1, 31))));
+    let mut bytes = m.encode();
+    bytes[41..49].copy_from_slice(&2u64.to_be_bytes());
+    assert!(matches!(WireMessage::decode(&bytes, usize::MAX), Err(ConsensusError::Decode(_))));
+}
+
+#[test]
+fn replica_answers_a_lagging_view_change_with_its_tip_certificate() {
+    // Castro & Liskov 2002, §4.3/§4.5.2: a replica that is behind must be able to catch up; in
+    // Ordo a replica asking alone for a higher view is shown the COMMITs of the other's tip, which
+    // prove a certified height it can fetch.
+    let b = batch(1, 0, Vec::new());
+    let mut r = replica(1);
+    let out = r.handle(Input::SyncedBlocks(vec![{
+        let (blk, _) = Block::build(CHAIN_ID, &genesis(), b.header, &[], &[], Some(cert(0, &b, &[0, 2, 3])));
+        verify_block(&ctx(), &blk).unwrap()
+    }]));
+    assert_eq!(commits(&out).len(), 1);
+    let vc = ViewChange::sign(CHAIN_ID, &validator_key(3), 5, CheckpointProof::genesis(genesis().hash), Vec::new());
+    let out = feed(&mut r, Message::ViewChange(vc));
+    let sent: Vec<&Message> = out
+        .iter()
+        .filter_map(|a| {
+            if let Action::Send { to, msg } = a {
+                (*to == validator_key(3).public()).then_some(msg)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(sent.len(), 3, "the 2f+1 COMMITs of the tip certificate");
+    for m in sent {
+        assert!(matches!(m, Message::Commit(c) if c.height == 1));
+        verified(m.clone());
+    }
+}
