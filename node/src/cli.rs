@@ -18,6 +18,10 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Write a network directory: genesis.json and nodeI/{node.key,config.toml}.
     Genesis(GenesisArgs),
+    /// Run one validator.
+    Node(NodeRunArgs),
+    /// Run a local consortium: every validator its own process.
+    Testnet(TestnetArgs),
     /// Re-derive and check every hash and certificate of a chain.
     VerifyChain(VerifyArgs),
     /// Submit a transaction, or look one up.
@@ -132,4 +136,29 @@ pub struct VerifyArgs {
     /// or the nearest genesis.json in or above the directory; with --node, ./testnet/genesis.json.
     #[arg(long)]
     pub genesis: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct NodeRunArgs {
+    /// The node's config.toml.
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct TestnetArgs {
+    /// The number of validators (when DIR is new).
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    #[arg(long, value_enum, default_value = "pbft")]
+    pub consensus: ConsensusArg,
+    /// The network directory; reused, data included, when it already holds a genesis.json.
+    #[arg(long, default_value = "testnet")]
+    pub dir: PathBuf,
+    /// Node I listens for peers on P+I.
+    #[arg(long, default_value_t = 7000)]
+    pub p2p_port: u16,
+    /// Node I serves its API on A+I.
+    #[arg(long, default_value_t = 8080)]
+    pub api_port: u16,
 }

@@ -1,22 +1,36 @@
 //! `ordo`: the one binary of Ordo (SPEC §8).
 //!
-//! Layout: `cli` parses the command line (clap); each subcommand lives in its own module:
+//! Layout: `cli` parses the command line (clap); `run` starts a validator (store, mempool, p2p,
+//! API) and `driver` runs its consensus core; `wire` holds the node's p2p payloads; each other
+//! subcommand lives in its own module:
 //! `keygen`, `genesis_cmd`, `verify` (offline), and `client` (the commands that speak the REST API). Errors reach the user through `anyhow` here, at the edge,
 //! with a line that says what to do next.
 
 mod cli;
 mod client;
+mod driver;
 mod genesis_cmd;
 mod keygen;
+mod run;
+mod testnet;
 mod verify;
+mod wire;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Like any Unix filter, end quietly when the reader of our output goes away
+    // (`ordo block | head`), instead of panicking on a broken pipe.
+    // SAFETY: resetting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Keygen(a) => keygen::run(a),
         cli::Command::Genesis(a) => genesis_cmd::run(a),
+        cli::Command::Node(a) => run::run(a.config),
+        cli::Command::Testnet(a) => testnet::run(a),
         cli::Command::VerifyChain(a) => verify::run(a),
         cli::Command::Tx(a) => client::tx(a),
         cli::Command::Block(a) => client::block(a),

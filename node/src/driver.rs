@@ -1,0 +1,259 @@
+//! The consensus driver and the p2p event loop.
+//!
+//! `run` owns the PBFT replica: it feeds it inputs (client transactions, verified peer
+//! messages, clock ticks, executed heights, synced blocks) and executes its actions strictly in
+//! order, so a vote never leaves before the safety record that forbids a conflicting vote is on
+//! disk. `p2p_events` turns network events into driver inputs: it verifies peer messages and
+//! gossiped transactions on the blocking pool (bounded by a semaphore, so a flood slows the
+//! network instead of growing a queue) and answers block-sync requests from the store.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ordo_chain::store::Store;
+use ordo_chain::{Block, Hash, PublicKey, VerifiedTx};
+use ordo_consensus::pbft::{decode_and_verify, verify_block, Message, Replica};
+use ordo_consensus::{Action, CommittedBatch, Consensus, Input, Verified};
+use ordo_p2p::P2pEvent;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::run::{now_ms, Shared};
+use crate::wire;
+
+/// How often the core is told the time: the batch timeout and view-change timers resolve to it.
+pub const TICK_INTERVAL_MS: u64 = 5;
+/// Peer messages and gossip batches being verified at once.
+pub const VERIFY_CONCURRENCY: usize = 4;
+/// The most bytes of blocks one sync response carries.
+pub const SYNC_RESPONSE_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// What the driver consumes besides clock ticks.
+pub enum DriverInput {
+    Client(Vec<VerifiedTx>),
+    Peer(Verified<Message>),
+    Synced(Vec<Verified<CommittedBatch>>),
+}
+
+/// The driver's view of the chain tip, kept in memory so that building the next block needs no
+/// read of the previous one.
+struct Tip {
+    block: Block,
+}
+
+pub async fn run(
+    shared: Arc<Shared>,
+    mut replica: Replica,
+    mut rx: mpsc::Receiver<DriverInput>,
+    shutdown: CancellationToken,
+) {
+    let block = shared.store.latest_block().ok().flatten().expect("the store holds at least genesis");
+    let mut tip = Tip { block };
+    let mut tick = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            input = rx.recv() => match input {
+                Some(DriverInput::Client(txs)) => Input::ClientTxs(txs),
+                Some(DriverInput::Peer(m)) => Input::Message(m),
+                Some(DriverInput::Synced(blocks)) => {
+                    shared.syncing.store(false, Ordering::Relaxed);
+                    Input::SyncedBlocks(blocks)
+                }
+                None => break,
+            },
+            _ = tick.tick() => Input::Tick { now_ms: now_ms() },
+        };
+        let mut queue = VecDeque::from([first]);
+        while let Some(input) = queue.pop_front() {
+            for action in replica.handle(input) {
+                if let Err(e) = execute(&shared, &mut tip, action, &mut queue).await {
+                    // IO errors are fatal: a node that cannot persist must not vote.
+                    error!(error = %e, "stopping: the store failed");
+                    shutdown.cancel();
+                    return;
+                }
+            }
+        }
+    }
+    info!("consensus driver stopped");
+}
+
+async fn execute(
+    shared: &Arc<Shared>,
+    tip: &mut Tip,
+    action: Action<Message>,
+    queue: &mut VecDeque<Input<Message>>,
+) -> anyhow::Result<()> {
+    match action {
+        Action::PersistSafety(record) => {
+            tokio::task::block_in_place(|| shared.store.save_safety(&record))?;
+        }
+        Action::Send { to, msg } => {
+            if let Err(e) = shared.p2p.send_consensus(to, msg.encode()).await {
+                debug!(to = %to, error = %e, "could not send a consensus message");
+            }
+        }
+        Action::Broadcast(msg) => {
+            if let Err(e) = shared.p2p.broadcast_consensus(msg.encode()).await {
+                debug!(error = %e, "could not broadcast a consensus message");
+            }
+        }
+        Action::Commit(batch) => {
+            let height = batch.header.height;
+            assert_eq!(height, tip.block.height() + 1, "the core commits heights in order with no gaps");
+            let block = tokio::task::block_in_place(|| commit(shared, &tip.block, batch))?;
+            let hash = block.hash;
+            debug!(height, txs = block.txs.len(), "committed");
+            tip.block = block;
+            queue.push_back(Input::Executed { height, block_hash: hash });
+        }
+        Action::FetchBlocks { from, from_height, to_height } => {
+            shared.syncing.store(true, Ordering::Relaxed);
+            tokio::spawn(fetch(shared.clone(), from, from_height, to_height));
+        }
+        Action::StatusChanged(s) => {
+            info!(view = s.view, leader = %s.leader, mode = ?s.mode, "consensus status");
+            *shared.status.write().expect("status lock") = s;
+        }
+    }
+    Ok(())
+}
+
+/// Executes an ordered batch on the tip and stores the block with its certificate.
+fn commit(shared: &Shared, prev: &Block, batch: CommittedBatch) -> anyhow::Result<Block> {
+    let ids: Vec<Hash> = batch.txs.iter().map(|t| t.id()).collect();
+    let committed = shared.store.committed(&ids)?;
+    let (block, exec) =
+        Block::build(&shared.genesis.chain_id, prev, batch.header, &batch.txs, &committed, Some(batch.certificate));
+    shared.chain.commit(&block, &exec.writes)?;
+    Ok(block)
+}
+
+/// Fetches certified blocks from a peer, verifies them off the runtime and hands them to the core.
+async fn fetch(shared: Arc<Shared>, from: PublicKey, from_height: u64, to_height: u64) {
+    let bytes = match shared.p2p.request_blocks(from, from_height, to_height).await {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(peer = %from, from_height, to_height, error = %e, "block sync request failed");
+            shared.syncing.store(false, Ordering::Relaxed);
+            return;
+        }
+    };
+    let s = shared.clone();
+    let verified = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Verified<CommittedBatch>>> {
+        let blocks = wire::decode_blocks(&bytes)?;
+        blocks.iter().map(|b| verify_block(&s.verify_ctx, b).map_err(anyhow::Error::from)).collect()
+    })
+    .await;
+    match verified {
+        Ok(Ok(blocks)) => {
+            info!(peer = %from, blocks = blocks.len(), from_height, "fetched certified blocks");
+            let _ = shared.driver.send(DriverInput::Synced(blocks)).await;
+        }
+        Ok(Err(e)) => {
+            warn!(peer = %from, error = %e, "a peer served blocks that do not verify; dropped");
+            shared.syncing.store(false, Ordering::Relaxed);
+        }
+        Err(e) => error!(error = %e, "block verification task failed"),
+    }
+}
+
+/// Turns p2p events into driver inputs until shutdown.
+pub async fn p2p_events(shared: Arc<Shared>, mut events: mpsc::Receiver<P2pEvent>, shutdown: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(VERIFY_CONCURRENCY));
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            e = events.recv() => match e { Some(e) => e, None => break },
+        };
+        match event {
+            P2pEvent::Consensus { from, bytes } => {
+                let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+                let s = shared.clone();
+                tokio::spawn(async move {
+                    let ctx = s.clone();
+                    let result = tokio::task::spawn_blocking(move || decode_and_verify(&ctx.verify_ctx, &bytes)).await;
+                    drop(permit);
+                    match result {
+                        // `try_send`, never a wait: the driver may itself be waiting on the
+                        // network, which may be waiting on this loop. A dropped vote is re-sent
+                        // by its author's retransmission timer.
+                        Ok(Ok(m)) => {
+                            if s.driver.try_send(DriverInput::Peer(m)).is_err() {
+                                debug!(peer = %from, "driver queue full; dropped a consensus message");
+                            }
+                        }
+                        // Byzantine or corrupt input is logged and dropped.
+                        Ok(Err(e)) => debug!(peer = %from, error = %e, "dropped a consensus message"),
+                        Err(e) => error!(error = %e, "verification task failed"),
+                    }
+                });
+            }
+            P2pEvent::Tx { from, bytes } => {
+                let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+                let s = shared.clone();
+                tokio::task::spawn_blocking(move || {
+                    admit_gossip(&s, from, &bytes);
+                    drop(permit);
+                });
+            }
+            P2pEvent::BlockRequest { from, from_height, to_height, reply } => {
+                let s = shared.clone();
+                tokio::task::spawn_blocking(move || match read_blocks(&s, from_height, to_height) {
+                    Ok(bytes) => {
+                        let _ = reply.send(bytes);
+                    }
+                    Err(e) => warn!(peer = %from, error = %e, "could not serve a block request"),
+                });
+            }
+            P2pEvent::PeerUp(k) => info!(peer = %k, "validator connected"),
+            P2pEvent::PeerDown(k) => info!(peer = %k, "validator disconnected"),
+        }
+    }
+}
+
+/// Verifies gossiped transactions and offers the good ones to the mempool and the core.
+fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
+    let txs = match wire::decode_txs(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            debug!(peer = %from, error = %e, "dropped malformed transaction gossip");
+            return;
+        }
+    };
+    let verified: Vec<VerifiedTx> = shared.rules.verify_many(txs).into_iter().filter_map(Result::ok).collect();
+    let Ok(outcomes) = shared.chain.admit(verified.clone()) else { return };
+    let admitted: Vec<VerifiedTx> = verified
+        .into_iter()
+        .zip(outcomes)
+        .filter(|(_, o)| *o == ordo_api::Admission::Admitted)
+        .map(|(t, _)| t)
+        .collect();
+    // As for peer messages, never wait on the driver from the network's side. Transactions the
+    // core misses here are still in the mempool and reach it in the primary's PRE-PREPARE.
+    if !admitted.is_empty() && shared.driver.try_send(DriverInput::Client(admitted)).is_err() {
+        debug!(peer = %from, "driver queue full; gossiped transactions wait in the mempool");
+    }
+}
+
+/// Reads `from..=to` (clipped to the tip and the response limits) for a syncing peer.
+fn read_blocks(shared: &Shared, from: u64, to: u64) -> anyhow::Result<Vec<u8>> {
+    let tip = shared.store.latest_height()?.unwrap_or(0);
+    let to = to.min(tip).min(from.saturating_add(wire::SYNC_MAX_BLOCKS as u64 - 1));
+    let mut blocks = Vec::new();
+    let mut bytes = 0usize;
+    for h in from..=to {
+        let Some(b) = shared.store.block(h)? else { break };
+        bytes += b.txs.iter().map(|t| t.op.key().len() + 200).sum::<usize>();
+        blocks.push(b);
+        if bytes >= SYNC_RESPONSE_MAX_BYTES {
+            break;
+        }
+    }
+    Ok(wire::encode_blocks(&blocks))
+}

@@ -1,0 +1,202 @@
+//! A real local consortium for end-to-end tests: `ordo genesis` writes the network, and every
+//! validator is a real `ordo node` OS process on loopback, talked to over its REST API.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ordo_chain::{Keypair, Op, Transaction};
+use ordo_genesis::Genesis;
+use serde_json::Value;
+
+pub fn ordo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ordo"))
+}
+
+/// Finds a base port with `n` free consecutive ports for p2p and `n` for the API.
+fn free_ports(n: u16) -> (u16, u16) {
+    for _ in 0..200 {
+        let base = 20_000 + (rand::random::<u16>() % 35_000);
+        let all_free = (0..2 * n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if all_free {
+            return (base, base + n);
+        }
+    }
+    panic!("no free ports found");
+}
+
+pub struct Testnet {
+    pub dir: tempfile::TempDir,
+    pub genesis: Genesis,
+    pub nodes: Vec<Option<Child>>,
+    pub agent: ureq::Agent,
+}
+
+impl Testnet {
+    /// Writes a network of `n` validators and starts them all.
+    pub fn start(n: usize) -> Testnet {
+        let dir = tempfile::tempdir().unwrap();
+        let (p2p, api) = free_ports(n as u16);
+        let out = ordo()
+            .args(["genesis", "--validators", &n.to_string(), "--out"])
+            .arg(dir.path().join("net"))
+            .args(["--p2p-port", &p2p.to_string(), "--api-port", &api.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let genesis = Genesis::load(&dir.path().join("net/genesis.json")).unwrap();
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(40)).build();
+        let mut t = Testnet { dir, genesis, nodes: (0..n).map(|_| None).collect(), agent };
+        for i in 0..n {
+            t.start_node(i);
+        }
+        t
+    }
+
+    pub fn net_dir(&self) -> PathBuf {
+        self.dir.path().join("net")
+    }
+
+    pub fn node_dir(&self, i: usize) -> PathBuf {
+        self.net_dir().join(format!("node{i}"))
+    }
+
+    pub fn start_node(&mut self, i: usize) {
+        assert!(self.nodes[i].is_none(), "node {i} is already running");
+        let log = std::fs::File::options().create(true).append(true).open(self.node_dir(i).join("node.log")).unwrap();
+        let child = ordo()
+            .arg("node")
+            .arg("--config")
+            .arg(self.node_dir(i).join("config.toml"))
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.nodes[i] = Some(child);
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(&mut self, i: usize) {
+        let mut c = self.nodes[i].take().expect("node is running");
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(&mut self, i: usize) {
+        let mut c = self.nodes[i].take().expect("node is running");
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                assert!(status.success(), "node {i} exited with {status} after SIGTERM; log:\n{}", self.log(i));
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {i} did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        let s = std::fs::read_to_string(self.node_dir(i).join("node.log")).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    pub fn api(&self, i: usize) -> String {
+        self.genesis.validators[i].api_addr.clone()
+    }
+
+    pub fn get(&self, i: usize, path: &str) -> (u16, Value) {
+        match self.agent.get(&format!("{}{path}", self.api(i))).call() {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(c, r)) => (c, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => (0, Value::String(e.to_string())),
+        }
+    }
+
+    pub fn post_json(&self, i: usize, path: &str, body: &Value) -> (u16, Value) {
+        match self.agent.post(&format!("{}{path}", self.api(i))).send_json(body) {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(c, r)) => (c, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => (0, Value::String(e.to_string())),
+        }
+    }
+
+    /// Waits until `pred` holds, or fails with the logs of every node.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut pred: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if pred(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let logs: Vec<String> = (0..self.nodes.len()).map(|i| format!("--- node{i}:\n{}", self.log(i))).collect();
+        panic!("timed out waiting for {what}\n{}", logs.join("\n"));
+    }
+
+    pub fn wait_ready(&self, i: usize) {
+        self.wait_for(&format!("node{i} ready"), Duration::from_secs(60), |t| t.get(i, "/readyz").0 == 200);
+    }
+
+    pub fn height(&self, i: usize) -> Option<u64> {
+        let (c, v) = self.get(i, "/v1/blocks/latest");
+        (c == 200).then(|| v["height"].as_u64()).flatten()
+    }
+
+    pub fn tx(&self, key: &Keypair, nonce: u64, k: &str, v: &str) -> Transaction {
+        Transaction::sign(&self.genesis.chain_id, key, nonce, Op::Put { key: k.into(), value: v.into() })
+    }
+
+    /// Every running node serves the same block hash and state hash at every height up to `h`.
+    pub fn assert_agree_up_to(&self, h: u64) {
+        let running: Vec<usize> = (0..self.nodes.len()).filter(|i| self.nodes[*i].is_some()).collect();
+        for height in 0..=h {
+            let mut seen: Option<(Value, Value)> = None;
+            for &i in &running {
+                let (c, b) = self.get(i, &format!("/v1/blocks/{height}"));
+                assert_eq!(c, 200, "node{i} has no block {height}");
+                let pair = (b["hash"].clone(), b["state_hash"].clone());
+                match &seen {
+                    None => seen = Some(pair),
+                    Some(s) => assert_eq!(*s, pair, "fork at height {height}: node{i} disagrees"),
+                }
+            }
+        }
+    }
+
+    pub fn verify_chain(&self, i: usize) {
+        let out = ordo()
+            .args(["verify-chain", "--node", &self.api(i), "--genesis"])
+            .arg(self.net_dir().join("genesis.json"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "verify-chain --node failed for node{i}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for c in self.nodes.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
