@@ -99,8 +99,11 @@ async fn execute(
             }
         }
         Action::Broadcast(msg) => {
-            if let Err(e) = shared.p2p.broadcast_consensus(msg.encode()).await {
-                debug!(error = %e, "could not broadcast a consensus message");
+            match shared.p2p.broadcast_consensus(msg.encode()).await {
+                Ok(()) => {}
+                // Too large is a configuration problem worth seeing; no peers is routine.
+                Err(e @ ordo_p2p::P2pError::MessageTooLarge { .. }) => warn!(error = %e, "consensus message not sent"),
+                Err(e) => debug!(error = %e, "could not broadcast a consensus message"),
             }
         }
         Action::Commit(batch) => {

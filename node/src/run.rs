@@ -60,7 +60,8 @@ pub fn pbft_config(g: &Genesis) -> PbftConfig {
         watermark_window: 2 * p.checkpoint_interval,
         view_change_timeout_ms: p.view_change_timeout_ms,
         view_change_timeout_max_ms: 16 * p.view_change_timeout_ms,
-        message_max_bytes: p.batch_max_bytes as usize * 2 + 1024 * 1024,
+        // A VIEW-CHANGE carries the bodies of every prepared batch in the watermark window, so
+        // it can be far larger than one batch; the core's default limit leaves room for it.
         ..PbftConfig::default()
     }
 }
