@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ordo_chain::block::BatchHeader;
-use ordo_chain::cert::{pbft_commit_bytes, PbftCertificate, ValidatorSignature};
 use ordo_chain::crypto::{verify_batch, SigCheck};
 use ordo_chain::merkle::tx_root;
 use ordo_chain::store::{RocksStore, Store};
@@ -51,16 +50,7 @@ fn signatures(c: &mut Criterion) {
 }
 
 fn certify(v: &Keypair, header: &BatchHeader) -> Certificate {
-    let d = header.digest(CHAIN);
-    Certificate::Pbft(PbftCertificate {
-        view: 0,
-        height: header.height,
-        batch_digest: d,
-        signatures: vec![ValidatorSignature {
-            validator: v.public(),
-            signature: v.sign(&pbft_commit_bytes(CHAIN, 0, header.height, &d)),
-        }],
-    })
+    Certificate::pbft_signed(CHAIN, 0, header.height, header.digest(CHAIN), std::slice::from_ref(v))
 }
 
 fn store_commits(c: &mut Criterion) {

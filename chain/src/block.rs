@@ -353,7 +353,6 @@ impl From<BlockJson> for Block {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cert::{pbft_commit_bytes, PbftCertificate, ValidatorSignature};
     use crate::crypto::Keypair;
 
     const CHAIN: &str = "ordo-testnet";
@@ -363,16 +362,7 @@ mod tests {
     }
 
     fn certify(keys: &[Keypair], height: u64, digest: Hash) -> Certificate {
-        let msg = pbft_commit_bytes(CHAIN, 0, height, &digest);
-        Certificate::Pbft(PbftCertificate {
-            view: 0,
-            height,
-            batch_digest: digest,
-            signatures: keys[..3]
-                .iter()
-                .map(|k| ValidatorSignature { validator: k.public(), signature: k.sign(&msg) })
-                .collect(),
-        })
+        Certificate::pbft_signed(CHAIN, 0, height, digest, &keys[..3])
     }
 
     fn next(prev: &Block, txs: Vec<VerifiedTx>, committed: &[bool]) -> Block {

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{json, Value};
 
 use crate::block::{BatchHeader, Block, BlockJson};
-use crate::cert::{pbft_commit_bytes, Certificate, PbftCertificate, ValidatorSignature};
+use crate::cert::{pbft_commit_bytes, Certificate};
 use crate::crypto::{sha256, Hash, Keypair, PublicKey, SigError, Signature};
 use crate::error::ChainError;
 use crate::merkle::{leaf_hash, tx_root};
@@ -163,16 +163,7 @@ fn verified(tx: &Transaction) -> VerifiedTx {
 
 /// A PBFT certificate over `digest` signed by `signers`, each over the COMMIT bytes of `chain_id`.
 fn pbft_certificate(chain_id: &str, view: u64, height: u64, digest: Hash, signers: &[Keypair]) -> Certificate {
-    let msg = pbft_commit_bytes(chain_id, view, height, &digest);
-    Certificate::Pbft(PbftCertificate {
-        view,
-        height,
-        batch_digest: digest,
-        signatures: signers
-            .iter()
-            .map(|k| ValidatorSignature { validator: k.public(), signature: k.sign(&msg) })
-            .collect(),
-    })
+    Certificate::pbft_signed(chain_id, view, height, digest, signers)
 }
 
 /// Builds a block on `prev` from verified transactions, marking as committed the ids in `committed`.

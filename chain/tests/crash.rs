@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ordo_chain::block::BatchHeader;
-use ordo_chain::cert::{pbft_commit_bytes, CertKind, PbftCertificate, ValidatorSignature};
+use ordo_chain::cert::CertKind;
 use ordo_chain::store::{RocksStore, Store};
 use ordo_chain::{
     Block, Certificate, ChainVerifier, Committee, Keypair, Op, Transaction, TxResult, TxRules, VerifiedTx,
@@ -53,15 +53,7 @@ fn commit_next(store: &RocksStore) {
     let txs = block_txs(h);
     let header = BatchHeader::for_txs(h, h, validator().public(), &txs);
     let d = header.digest(CHAIN);
-    let cert = Certificate::Pbft(PbftCertificate {
-        view: 0,
-        height: h,
-        batch_digest: d,
-        signatures: vec![ValidatorSignature {
-            validator: validator().public(),
-            signature: validator().sign(&pbft_commit_bytes(CHAIN, 0, h, &d)),
-        }],
-    });
+    let cert = Certificate::pbft_signed(CHAIN, 0, h, d, &[validator()]);
     let committed = store.committed(&txs.iter().map(|t| t.id()).collect::<Vec<_>>()).unwrap();
     let (block, exec) = Block::build(CHAIN, &prev, header, &txs, &committed, Some(cert));
     store.commit(&block, &exec.writes).unwrap();

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::{Store, TxLocation};
 use crate::block::{BatchHeader, Block};
-use crate::cert::{pbft_commit_bytes, Certificate, PbftCertificate, ValidatorSignature};
+use crate::cert::Certificate;
 use crate::crypto::{Hash, Keypair};
 use crate::error::ChainError;
 use crate::tx::{Op, Transaction, TxResult, TxRules, VerifiedTx};
@@ -27,15 +27,7 @@ pub fn commit_next<S: Store>(store: &S, txs: Vec<VerifiedTx>) -> Block {
     let v = Keypair::from_seed([9; 32]);
     let header = BatchHeader::for_txs(prev.height() + 1, 7, v.public(), &txs);
     let d = header.digest(CHAIN);
-    let cert = Certificate::Pbft(PbftCertificate {
-        view: 0,
-        height: header.height,
-        batch_digest: d,
-        signatures: vec![ValidatorSignature {
-            validator: v.public(),
-            signature: v.sign(&pbft_commit_bytes(CHAIN, 0, header.height, &d)),
-        }],
-    });
+    let cert = Certificate::pbft_signed(CHAIN, 0, header.height, d, &[v]);
     let (block, exec) = Block::build(CHAIN, &prev, header, &txs, &committed, Some(cert));
     store.commit(&block, &exec.writes).unwrap();
     block
