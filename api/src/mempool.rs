@@ -195,6 +195,18 @@ impl Mempool {
             .map(|(seq, tx)| (*seq, tx))
     }
 
+    /// The pending transactions admitted at or after arrival number `from`, oldest first, at
+    /// most `max_txs` of them, and the arrival number to ask from next time. The consensus
+    /// driver follows the mempool with this cursor, so every admitted transaction reaches the
+    /// core exactly once, whatever path (API or gossip) admitted it.
+    pub fn since(&self, from: u64, max_txs: usize) -> (Vec<VerifiedTx>, u64) {
+        let inner = self.lock();
+        let txs: Vec<(u64, VerifiedTx)> =
+            inner.queue.range(from..).take(max_txs).map(|(seq, tx)| (*seq, tx.clone())).collect();
+        let next = txs.last().map_or(from, |(seq, _)| seq + 1);
+        (txs.into_iter().map(|(_, tx)| tx).collect(), next)
+    }
+
     /// The pending transaction with this id, if any.
     pub fn get(&self, id: &Hash) -> Option<VerifiedTx> {
         let inner = self.lock();
@@ -437,5 +449,24 @@ mod tests {
         });
         assert_eq!(admitted, 50);
         assert_eq!(m.len(), 50);
+    }
+
+    #[test]
+    fn since_follows_admissions_with_a_cursor() {
+        let pool = Mempool::new(MempoolConfig { max_txs: 100, max_bytes: 1 << 20 });
+        let store = MemStore::new();
+        let txs: Vec<VerifiedTx> = (0..5).map(tx).collect();
+        pool.admit(&store, txs[..3].to_vec()).unwrap();
+        let (got, next) = pool.since(0, 2);
+        assert_eq!(ids(&got), ids(&txs[..2]));
+        let (got, next) = pool.since(next, 10);
+        assert_eq!(ids(&got), ids(&txs[2..3]));
+        assert_eq!(pool.since(next, 10), (vec![], next), "nothing new: the cursor stays");
+        // Removed entries are skipped; later admissions are found from the same cursor.
+        pool.remove_committed(&ids(&txs[..1]));
+        pool.admit(&store, txs[3..].to_vec()).unwrap();
+        let (got, _) = pool.since(next, 10);
+        assert_eq!(ids(&got), ids(&txs[3..]));
+        assert_eq!(ids(&pool.since(0, 10).0), ids(&txs[1..]));
     }
 }

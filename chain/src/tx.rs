@@ -218,34 +218,57 @@ impl TxRules {
     /// Checks many transactions, verifying their signatures as one batch. Returns one result per
     /// input, in order; a bad item is named and does not spoil the others.
     pub fn verify_many(&self, txs: Vec<Transaction>) -> Vec<Result<VerifiedTx>> {
+        self.verify_many_reusing(txs, &|_| None)
+    }
+
+    /// Like [`TxRules::verify_many`], but a transaction for which `known` returns an already
+    /// verified transaction with the same `tx_id` *and identical content, signature included*
+    /// is taken as it is, without a second signature check. The node passes its mempool here,
+    /// so a backup does not verify again, in a PRE-PREPARE, the transactions it verified when
+    /// they were gossiped. (`tx_id` does not cover the signature, hence the full comparison: a
+    /// batch carrying a known id with a forged signature is checked and refused.)
+    pub fn verify_many_reusing(
+        &self,
+        txs: Vec<Transaction>,
+        known: &dyn Fn(&Hash) -> Option<VerifiedTx>,
+    ) -> Vec<Result<VerifiedTx>> {
+        enum Staged {
+            Known(VerifiedTx),
+            Check(Transaction, Vec<u8>, Hash),
+        }
         // Static checks and signing bytes first; only the survivors go into the batch.
-        let mut staged: Vec<Result<(Transaction, Vec<u8>)>> = txs
+        let mut staged: Vec<Result<Staged>> = txs
             .into_iter()
             .map(|tx| {
+                let bytes = tx.signing_bytes();
+                let id = sha256(&bytes);
+                if let Some(v) = known(&id).filter(|v| *v.tx() == tx) {
+                    return Ok(Staged::Known(v));
+                }
                 tx.check_static(&self.chain_id, &self.limits)?;
                 if !self.clients.admits(&tx.sender) {
                     return Err(ChainError::SenderNotAdmitted { sender: tx.sender });
                 }
-                let bytes = tx.signing_bytes();
-                Ok((tx, bytes))
+                Ok(Staged::Check(tx, bytes, id))
             })
             .collect();
         let checks: Vec<SigCheck> = staged
             .iter()
-            .filter_map(|s| s.as_ref().ok())
-            .map(|(tx, bytes)| SigCheck { key: &tx.sender, msg: bytes, sig: &tx.signature })
+            .filter_map(|s| match s {
+                Ok(Staged::Check(tx, bytes, _)) => Some(SigCheck { key: &tx.sender, msg: bytes, sig: &tx.signature }),
+                _ => None,
+            })
             .collect();
         let mut sig_results = verify_batch(&checks).into_iter();
         drop(checks);
         staged
             .drain(..)
-            .map(|s| {
-                let (tx, bytes) = s?;
-                let id = sha256(&bytes);
-                match sig_results.next().expect("one signature result per staged transaction") {
+            .map(|s| match s? {
+                Staged::Known(v) => Ok(v),
+                Staged::Check(tx, bytes, id) => match sig_results.next().expect("one result per checked transaction") {
                     Ok(()) => Ok(VerifiedTx::new_checked(tx, id, bytes.len())),
                     Err(reason) => Err(ChainError::BadSignature { tx_id: id, reason }),
-                }
+                },
             })
             .collect()
     }
@@ -322,6 +345,28 @@ impl TxResult {
 mod tests {
     use super::*;
     use crate::crypto::SigError;
+
+    #[test]
+    fn verify_many_reusing_takes_known_transactions_only_when_identical() {
+        let rules = TxRules::new("ordo-test");
+        let k = key();
+        let a = Transaction::sign("ordo-test", &k, 1, put("a", "1"));
+        let b = Transaction::sign("ordo-test", &k, 2, put("b", "2"));
+        let va = rules.verify(a.clone()).unwrap();
+        let known = |id: &Hash| (*id == va.id()).then(|| va.clone());
+        let out = rules.verify_many_reusing(vec![a.clone(), b.clone()], &known);
+        assert_eq!(out[0].as_ref().unwrap(), &va);
+        assert_eq!(out[1].as_ref().unwrap().tx(), &b);
+        // Same tx_id (the signature is not part of it), other signature: checked, and refused.
+        let mut forged = a.clone();
+        forged.signature = b.signature;
+        assert_eq!(forged.tx_id(), a.tx_id());
+        let out = rules.verify_many_reusing(vec![forged], &known);
+        assert!(matches!(out[0], Err(ChainError::BadSignature { .. })), "{out:?}");
+        // A known id does not bypass the static rules of another chain either.
+        let other = TxRules::new("other-chain");
+        assert!(matches!(other.verify_many_reusing(vec![b], &|_| None)[0], Err(ChainError::WrongChainId { .. })));
+    }
 
     fn key() -> Keypair {
         Keypair::from_seed([1; 32])

@@ -315,6 +315,88 @@ fn backup_with_an_unordered_request_starts_a_view_change() {
 }
 
 #[test]
+fn request_timer_restarts_when_a_request_executes() {
+    // Castro & Liskov 2002, §4.4: the timer stops when the backup is no longer waiting for the
+    // request it was started for, "but restarts it if at that point it is waiting to execute
+    // some other request". Under a backlog the oldest pending transaction waits longer than the
+    // timeout while the primary commits steadily; that must not look like a faulty primary.
+    let mut r = replica(1);
+    r.handle(Input::ClientTxs(txs(1, 30)));
+    r.handle(Input::Tick { now_ms: 250 });
+    let b = batch(1, 0, txs(2, 31));
+    let d = b.digest(CHAIN_ID);
+    feed(&mut r, Message::PrePrepare(pp(0, b)));
+    let mut out = Vec::new();
+    for i in [0, 2, 3] {
+        out.extend(feed(&mut r, Message::Commit(Commit::sign(CHAIN_ID, &validator_key(i), 0, 1, d))));
+    }
+    assert_eq!(commits(&out).len(), 1, "height 1 commits at 250 ms");
+    for now_ms in [300, 549] {
+        let out = r.handle(Input::Tick { now_ms });
+        assert!(broadcasts(&out).iter().all(|m| !matches!(m, Message::ViewChange(_))), "at {now_ms} ms");
+        assert_eq!(r.status().view, 0);
+    }
+    // No progress for a whole timeout after the last commit: now the primary is suspected.
+    r.handle(Input::Tick { now_ms: 550 });
+    assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
+}
+
+#[test]
+fn view_change_leaves_out_executed_bodies_and_the_new_primary_fetches_them() {
+    // Castro & Liskov 2002, §4.4 with bodies by reference: a VIEW-CHANGE carries the body of a
+    // prepared batch only above its sender's executed height. A new primary that lacks a chosen
+    // body fetches the certified block from the senders that reported it, then sends NEW-VIEW.
+    let b1 = batch(1, 0, txs(3, 32));
+    let d1 = b1.digest(CHAIN_ID);
+    let gen = CheckpointProof::genesis(genesis().hash);
+    let mut slim = prepared_proof(0, &b1, &[1, 2, 3]);
+    slim.txs = None;
+    // Replica 2 executed height 1: its own VIEW-CHANGE leaves the body out.
+    let mut r2 = replica(2);
+    feed(&mut r2, Message::PrePrepare(pp(0, b1.clone())));
+    feed(&mut r2, Message::Prepare(Prepare::sign(CHAIN_ID, &validator_key(1), 0, 1, d1)));
+    for i in [0, 1] {
+        feed(&mut r2, Message::Commit(Commit::sign(CHAIN_ID, &validator_key(i), 0, 1, d1)));
+    }
+    r2.handle(Input::Executed { height: 1, block_hash: Hash([1; 32]) });
+    r2.handle(Input::ClientTxs(txs(1, 33)));
+    let out = r2.handle(Input::Tick { now_ms: 300 });
+    let vc2 = broadcasts(&out)
+        .into_iter()
+        .find_map(|m| if let Message::ViewChange(vc) = m { Some(vc.clone()) } else { None })
+        .expect("replica 2 asks for view 1");
+    assert_eq!(vc2.prepared.len(), 1);
+    assert!(vc2.prepared[0].txs.is_none(), "an executed batch's body is left out");
+
+    // Replica 1, the primary of view 1, never saw batch 1.
+    let mut r1 = replica(1);
+    r1.handle(Input::ClientTxs(txs(1, 34)));
+    r1.handle(Input::Tick { now_ms: 300 });
+    assert_eq!((r1.status().view, r1.status().mode), (1, Mode::ViewChange));
+    feed(&mut r1, Message::ViewChange(vc2));
+    let out = feed(&mut r1, Message::ViewChange(ViewChange::sign(CHAIN_ID, &validator_key(3), 1, gen, vec![slim])));
+    assert!(broadcasts(&out).iter().all(|m| !matches!(m, Message::NewView(_))), "no NEW-VIEW without the body");
+    let fetch = out.iter().find_map(|a| match a {
+        Action::FetchBlocks { from, from_height, to_height } => Some((*from, *from_height, *to_height)),
+        _ => None,
+    });
+    let (from, lo, hi) = fetch.expect("the new primary fetches the missing body");
+    assert!([validator_key(2).public(), validator_key(3).public()].contains(&from));
+    assert_eq!((lo, hi), (1, 1));
+    let (blk, _) = Block::build(CHAIN_ID, &genesis(), b1.header, &b1.txs, &[false; 3], Some(cert(0, &b1, &[0, 1, 2])));
+    let synced = verify_block(&ctx(), &blk).expect("a certified block");
+    let out = r1.handle(Input::SyncedBlocks(vec![synced]));
+    assert_eq!(commits(&out).len(), 1);
+    let nv = broadcasts(&out)
+        .into_iter()
+        .find_map(|m| if let Message::NewView(nv) = m { Some(nv.clone()) } else { None })
+        .expect("NEW-VIEW once the body is there");
+    assert_eq!(nv.bodies.len(), 1);
+    assert_eq!(nv.bodies[0].digest(CHAIN_ID), d1, "the re-proposal is the committed batch");
+    assert_eq!((r1.status().view, r1.status().mode), (1, Mode::Normal));
+}
+
+#[test]
 fn view_change_timeout_backs_off_exponentially() {
     // Castro & Liskov 2002, §4.5.2: if the NEW-VIEW does not arrive in time the replica moves to
     // v+2, waiting twice as long (capped at view_change_timeout_max_ms).
@@ -430,11 +512,15 @@ fn safety_record_round_trips() {
     let b = batch(1, 0, txs(1, 18));
     s.vote_commit(prepared_proof(0, &b, &[1, 2, 3]), b.digest(CHAIN_ID)).unwrap();
     s.start_view_change(1).unwrap();
-    let back = SafetyRecord::decode(&s.encode()).unwrap();
+    let back = SafetyRecord::decode(&s.encode(0)).unwrap();
     assert_eq!(back.view, 1);
     assert!(back.in_view_change);
     assert_eq!(back.slots[&1].prepare, Some((0, Hash([1; 32]))));
-    assert!(back.slots[&1].prepared.is_some());
+    assert_eq!(back.slots[&1].prepared.as_ref().unwrap().txs.as_ref().map(Vec::len), Some(1));
+    // Bodies at or below the executed height are left to the store: the record keeps the proof.
+    let slim = SafetyRecord::decode(&s.encode(1)).unwrap();
+    assert!(slim.slots[&1].prepared.as_ref().is_some_and(|p| p.txs.is_none()));
+    assert!(s.encode(1).len() < s.encode(0).len());
     assert!(matches!(SafetyRecord::decode(&[9, 9]), Err(ConsensusError::CorruptSafetyRecord(_))));
     // The record only moves forward.
     assert!(s.start_view_change(1).is_err());

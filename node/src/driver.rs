@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ordo_chain::store::Store;
-use ordo_chain::{Block, Hash, PublicKey, VerifiedTx};
+use ordo_chain::{Block, Hash, PublicKey, Transaction, VerifiedTx};
 use ordo_consensus::pbft::{decode_and_verify, verify_block, Message, Replica};
 use ordo_consensus::{Action, CommittedBatch, Consensus, Input, Verified};
 use ordo_p2p::P2pEvent;
@@ -31,9 +31,11 @@ pub const VERIFY_CONCURRENCY: usize = 4;
 /// The most bytes of blocks one sync response carries.
 pub const SYNC_RESPONSE_MAX_BYTES: usize = 32 * 1024 * 1024;
 
-/// What the driver consumes besides clock ticks.
+/// The most mempool transactions handed to the core in one input.
+pub const MEMPOOL_PULL_MAX: usize = 8192;
+
+/// What the driver consumes besides clock ticks and the mempool.
 pub enum DriverInput {
-    Client(Vec<VerifiedTx>),
     Peer(Verified<Message>),
     Synced(Vec<Verified<CommittedBatch>>),
 }
@@ -54,11 +56,21 @@ pub async fn run(
     let mut tip = Tip { block };
     let mut tick = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The core learns of pending transactions by following the mempool, whichever path (API or
+    // gossip) admitted them: nothing admitted can miss the core, and the mempool's limits are
+    // the one place where a flood is refused (503), never a silently full queue.
+    let mempool = shared.chain.mempool().clone();
+    let mut cursor = 0u64;
     loop {
-        let first = tokio::select! {
+        let (txs, next) = mempool.since(cursor, MEMPOOL_PULL_MAX);
+        cursor = next;
+        let first = if !txs.is_empty() {
+            Input::ClientTxs(txs)
+        } else {
+            tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = shared.admitted.notified() => continue,
             input = rx.recv() => match input {
-                Some(DriverInput::Client(txs)) => Input::ClientTxs(txs),
                 Some(DriverInput::Peer(m)) => Input::Message(m),
                 Some(DriverInput::Synced(blocks)) => {
                     shared.syncing.store(false, Ordering::Relaxed);
@@ -67,6 +79,7 @@ pub async fn run(
                 None => break,
             },
             _ = tick.tick() => Input::Tick { now_ms: now_ms() },
+            }
         };
         let mut queue = VecDeque::from([first]);
         while let Some(input) = queue.pop_front() {
@@ -229,18 +242,33 @@ fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
             return;
         }
     };
-    let verified: Vec<VerifiedTx> = shared.rules.verify_many(txs).into_iter().filter_map(Result::ok).collect();
-    let Ok(outcomes) = shared.chain.admit(verified.clone()) else { return };
-    let admitted: Vec<VerifiedTx> = verified
+    // Every validator hears most transactions more than once (from the API node's gossip and
+    // in PRE-PREPAREs): ids already pending or committed here would be refused anyway, so their
+    // signatures are not checked again.
+    let ids: Vec<Hash> = txs.iter().map(Transaction::tx_id).collect();
+    let committed = match shared.store.committed(&ids) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "could not look up gossiped transactions");
+            return;
+        }
+    };
+    let mempool = shared.chain.mempool();
+    let fresh: Vec<Transaction> = txs
         .into_iter()
-        .zip(outcomes)
-        .filter(|(_, o)| *o == ordo_api::Admission::Admitted)
-        .map(|(t, _)| t)
+        .zip(ids.iter().zip(committed))
+        .filter(|(_, (id, done))| !done && !mempool.contains(id))
+        .map(|(tx, _)| tx)
         .collect();
-    // As for peer messages, never wait on the driver from the network's side. Transactions the
-    // core misses here are still in the mempool and reach it in the primary's PRE-PREPARE.
-    if !admitted.is_empty() && shared.driver.try_send(DriverInput::Client(admitted)).is_err() {
-        debug!(peer = %from, "driver queue full; gossiped transactions wait in the mempool");
+    if fresh.is_empty() {
+        return;
+    }
+    let verified: Vec<VerifiedTx> = shared.rules.verify_many(fresh).into_iter().filter_map(Result::ok).collect();
+    match shared.chain.admit(verified) {
+        // The driver follows the mempool; wake it.
+        Ok(outcomes) if outcomes.contains(&ordo_api::Admission::Admitted) => shared.admitted.notify_one(),
+        Ok(_) => {}
+        Err(e) => warn!(peer = %from, error = %e, "could not admit gossiped transactions"),
     }
 }
 

@@ -60,8 +60,9 @@ pub fn pbft_config(g: &Genesis) -> PbftConfig {
         watermark_window: 2 * p.checkpoint_interval,
         view_change_timeout_ms: p.view_change_timeout_ms,
         view_change_timeout_max_ms: 16 * p.view_change_timeout_ms,
-        // A VIEW-CHANGE carries the bodies of every prepared batch in the watermark window, so
-        // it can be far larger than one batch; the core's default limit leaves room for it.
+        // A NEW-VIEW carries the body of every batch it re-proposes (up to the watermark
+        // window's), so it can be far larger than one batch; the core's default limit leaves
+        // room for it.
         ..PbftConfig::default()
     }
 }
@@ -77,6 +78,8 @@ pub struct Shared {
     pub p2p: P2pHandle,
     pub verify_ctx: VerifyContext,
     pub driver: mpsc::Sender<DriverInput>,
+    /// Woken when the mempool admitted something, which the driver then hands to the core.
+    pub admitted: tokio::sync::Notify,
     pub status: RwLock<Status>,
     /// True while the core is fetching blocks it is missing.
     pub syncing: AtomicBool,
@@ -118,8 +121,17 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
     info!(name = %info.name, node_id = %me, height = tip.height(), "starting validator");
 
     let rules = TxRules { chain_id: genesis.chain_id.clone(), limits: cfg.limits, clients: genesis.clients.clone() };
-    let pbft = pbft_config(&genesis);
-    let verify_ctx = VerifyContext::new(genesis.committee(), rules.clone(), &pbft);
+    let mut pbft = pbft_config(&genesis);
+    // The core's pool mirrors the mempool (the driver follows it), so it must hold as much.
+    pbft.pool_max_txs = pbft.pool_max_txs.max(cfg.mempool_max_txs);
+    pbft.pool_max_bytes = pbft.pool_max_bytes.max(cfg.mempool_max_bytes);
+    let mempool =
+        Arc::new(Mempool::new(MempoolConfig { max_txs: cfg.mempool_max_txs, max_bytes: cfg.mempool_max_bytes }));
+    // A backup verified most of a PRE-PREPARE's transactions already, when they were gossiped
+    // to it: batch verification takes those from the mempool instead of checking them twice.
+    let known = mempool.clone();
+    let verify_ctx = VerifyContext::new(genesis.committee(), rules.clone(), &pbft)
+        .with_known_txs(Arc::new(move |id: &ordo_chain::Hash| known.get(id)));
     let restore = ordo_consensus::pbft::replica::Restore {
         safety: store.load_safety()?,
         executed_height: tip.height(),
@@ -128,7 +140,9 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
     // The tip's certificate lets a restarted node help a lagging peer before its next commit.
     let replica = Replica::new(pbft.clone(), verify_ctx.clone(), key.clone(), g_block.hash, restore, now_ms())
         .context("could not start the consensus core")?
-        .with_tip_certificate(tip.certificate.clone());
+        .with_tip_certificate(tip.certificate.clone())
+        .with_bodies_from_store(&*store)
+        .context("could not read the recent blocks back from the store")?;
 
     let shutdown = CancellationToken::new();
     let validators: Vec<ValidatorPeer> = genesis
@@ -141,8 +155,6 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
     p2p_cfg.max_message_bytes = pbft.message_max_bytes;
     let (p2p, events) = ordo_p2p::spawn(p2p_cfg, shutdown.clone()).await.context("could not start networking")?;
 
-    let mempool =
-        Arc::new(Mempool::new(MempoolConfig { max_txs: cfg.mempool_max_txs, max_bytes: cfg.mempool_max_bytes }));
     let chain = LocalChain::new(store.clone() as Arc<dyn Store>, mempool)?;
     let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
     let status = ordo_consensus::Consensus::status(&replica);
@@ -155,6 +167,7 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
         p2p,
         verify_ctx,
         driver: driver_tx,
+        admitted: tokio::sync::Notify::new(),
         status: RwLock::new(status),
         syncing: AtomicBool::new(false),
         runtime: tokio::runtime::Handle::current(),
@@ -241,9 +254,8 @@ impl NodeHandle for Shared {
             if let Err(e) = self.runtime.block_on(p2p.publish_tx(bytes)) {
                 warn!(error = %e, "could not gossip admitted transactions; they stay in the mempool");
             }
-            if self.driver.blocking_send(DriverInput::Client(admitted)).is_err() {
-                warn!("the consensus driver has stopped");
-            }
+            // The driver follows the mempool; wake it.
+            self.admitted.notify_one();
         }
         Ok(outcomes)
     }

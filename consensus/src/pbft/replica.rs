@@ -11,7 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ordo_chain::cert::{Certificate, PbftCertificate, ValidatorSignature};
-use ordo_chain::{BatchHeader, Hash, Keypair, PublicKey, Signature, VerifiedTx};
+use ordo_chain::store::Store;
+use ordo_chain::{BatchHeader, ChainError, Hash, Keypair, PublicKey, Signature, VerifiedTx};
 
 use super::messages::new_view::compute_plan;
 use super::messages::{
@@ -156,6 +157,8 @@ pub struct Replica {
     pool: Pool,
     next_height: u64,
     view_started_ms: u64,
+    /// When this replica last committed a height: the request timer restarts on progress.
+    last_progress_ms: u64,
     backoff: u32,
     last_retransmit_ms: u64,
     sync: Option<Sync>,
@@ -214,6 +217,7 @@ impl Replica {
             pool: Pool::default(),
             next_height: 0,
             view_started_ms: now_ms,
+            last_progress_ms: now_ms,
             backoff: 0,
             last_retransmit_ms: now_ms,
             sync: None,
@@ -258,6 +262,27 @@ impl Replica {
         }
         self.tip_certificate = certificate;
         self
+    }
+
+    /// Hands a restarted replica the bodies of the executed heights above its stable checkpoint,
+    /// read from this node's store. The safety record leaves them out (see
+    /// [`SafetyRecord::encode`]); the replica still needs them to supply prepared batches in a
+    /// VIEW-CHANGE and to re-propose them as a new primary. The store holds only blocks this
+    /// node verified and certified, so their transactions are trusted as verified.
+    pub fn with_bodies_from_store<S: Store + ?Sized>(mut self, store: &S) -> std::result::Result<Self, ChainError> {
+        for h in self.stable.height + 1..=self.executed_height {
+            let Some(block) = store.block(h)? else { continue };
+            let txs = block.txs.into_iter().map(VerifiedTx::from_trusted_store).collect();
+            let batch = Batch { header: block.header, txs };
+            let d = batch.digest(&self.ctx.chain_id);
+            self.committed_digests.insert(h, d);
+            self.log.entry(h).or_default().bodies.insert(d, batch);
+        }
+        if self.mode == Mode::ViewChange {
+            // Rebuilt with the bodies that were just handed back.
+            self.my_view_change = Some(self.build_view_change(self.view));
+        }
+        Ok(self)
     }
 
     pub fn public_key(&self) -> PublicKey {
@@ -619,6 +644,7 @@ impl Replica {
         assert_eq!(b.certificate.batch_digest(), d, "a certificate names the batch it certifies");
         self.committed_digests.insert(h, d);
         self.committed_height = h;
+        self.last_progress_ms = self.now_ms;
         self.tip_certificate = Some(b.certificate.clone());
         for tx in &b.txs {
             self.pool.remove(&tx.id());
@@ -745,13 +771,16 @@ impl Replica {
                 continue;
             }
             let h = b.header.height;
-            if let Some(slot) = self.log.get_mut(&h) {
+            if h > self.stable.height {
+                // Kept for a VIEW-CHANGE or NEW-VIEW that chooses this batch before the next
+                // stable checkpoint collects it.
                 let d = b.header.digest(&self.ctx.chain_id);
-                slot.bodies.insert(d, Batch { header: b.header, txs: b.txs.clone() });
+                self.log.entry(h).or_default().bodies.insert(d, Batch { header: b.header, txs: b.txs.clone() });
             }
             self.emit_commit(b);
         }
         self.try_execute();
+        self.try_new_view();
         match &self.sync {
             Some(s) if self.committed_height >= s.target => self.sync = None,
             Some(_) => self.request_blocks(),
@@ -784,6 +813,11 @@ impl Replica {
 
     // ------------------------------------------------------------------ view change (§4.4)
 
+    /// This replica's VIEW-CHANGE for `view`: its stable checkpoint and every prepared certificate
+    /// above it. Bodies go only with the certificates above its executed height: a batch it
+    /// executed is committed, so the new primary either holds it or fetches the certified block
+    /// (see `try_new_view`); sending the whole window's bodies made VIEW-CHANGEs tens of MB under
+    /// load and every receiver re-verified them.
     fn build_view_change(&self, view: u64) -> ViewChange {
         let prepared: Vec<PreparedProof> = self
             .safety
@@ -791,7 +825,9 @@ impl Replica {
             .range(self.stable.height + 1..)
             .filter_map(|(h, s)| {
                 let mut p = s.prepared.clone()?;
-                if p.txs.is_none() {
+                if *h <= self.executed_height {
+                    p.txs = None;
+                } else if p.txs.is_none() {
                     let d = p.header.digest(&self.ctx.chain_id);
                     p.txs = self.log.get(h).and_then(|slot| slot.bodies.get(&d).map(|b| b.txs.clone()));
                 }
@@ -906,13 +942,50 @@ impl Replica {
         let lookup = |d: &Hash| log.values().find_map(|s| s.bodies.get(d).map(|b| b.txs.clone()));
         let plan = match compute_plan(&self.ctx.chain_id, &self.ctx.committee, self.view, self.now_ms, &vcs, &lookup) {
             Ok(p) => p,
-            Err(_) => return, // A chosen body is missing: wait for more VIEW-CHANGEs.
+            Err(_) => {
+                // A chosen body is missing. VIEW-CHANGEs leave out the bodies their senders
+                // executed, so the batch is committed at those senders: fetch the certified
+                // blocks from them (the plan is retried when they arrive). Otherwise wait for
+                // more VIEW-CHANGEs, one of which may carry the body.
+                self.fetch_missing_bodies(&vcs);
+                return;
+            }
         };
         let nv = NewView::sign(&self.ctx.chain_id, &self.key, self.view, self.now_ms, &vcs, &plan);
         self.my_new_view = Some(nv.clone());
         let sigs = nv.pre_prepare_signatures.clone();
         self.broadcast(Message::NewView(nv));
         self.enter_new_view(self.view, plan, &sigs);
+    }
+
+    /// Starts fetching certified blocks up to the highest prepared certificate in `vcs` whose
+    /// body neither a VIEW-CHANGE nor this replica's log holds, from the senders that reported it.
+    fn fetch_missing_bodies(&mut self, vcs: &[ViewChange]) {
+        let chain_id = &self.ctx.chain_id;
+        let attached: BTreeSet<Hash> = vcs
+            .iter()
+            .flat_map(|v| &v.prepared)
+            .filter(|p| p.txs.is_some())
+            .map(|p| p.header.digest(chain_id))
+            .collect();
+        let missing = vcs
+            .iter()
+            .flat_map(|v| v.prepared.iter().map(move |p| (v.from, p)))
+            .filter(|(_, p)| p.height() > self.committed_height && p.header.tx_count > 0)
+            .filter(|(_, p)| {
+                let d = p.header.digest(chain_id);
+                !attached.contains(&d) && self.log.get(&p.height()).is_none_or(|s| !s.bodies.contains_key(&d))
+            })
+            .map(|(_, p)| p.height())
+            .max();
+        let Some(target) = missing else { return };
+        let me = self.me;
+        let peers: Vec<PublicKey> = vcs
+            .iter()
+            .filter(|v| v.from != me && v.prepared.iter().any(|p| p.height() == target))
+            .map(|v| v.from)
+            .collect();
+        self.start_sync(target, peers);
     }
 
     fn on_new_view(&mut self, nv: NewView) {
@@ -1007,9 +1080,13 @@ impl Replica {
         match self.mode {
             Mode::Normal => {
                 // A replica holding a transaction not ordered within its timeout suspects the
-                // primary (§4.4); the timer restarts whenever a view starts.
+                // primary (§4.4). As in the paper, the timer restarts whenever a request executes
+                // (any commit here) and whenever a view starts: under a backlog the oldest
+                // transaction may wait far longer than the timeout while the primary is making
+                // steady progress, and suspecting it then only stops the committee.
                 if let Some(oldest) = self.pool.oldest_arrival_ms() {
-                    if self.now_ms >= oldest.max(self.view_started_ms) + self.timeout_ms() {
+                    let since = oldest.max(self.view_started_ms).max(self.last_progress_ms);
+                    if self.now_ms >= since + self.timeout_ms() {
                         self.start_view_change(self.view + 1);
                     }
                 }
@@ -1128,7 +1205,7 @@ impl Consensus for Replica {
         if self.dirty {
             // The record goes first: every vote produced by this input leaves after it is durable.
             self.dirty = false;
-            out.insert(0, Action::PersistSafety(self.safety.encode()));
+            out.insert(0, Action::PersistSafety(self.safety.encode(self.executed_height)));
         }
         let after = self.status_now();
         if (before.view, before.mode) != (after.view, after.mode) {

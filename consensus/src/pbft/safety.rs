@@ -134,7 +134,11 @@ impl SafetyRecord {
         }
     }
 
-    pub fn encode(&self) -> Vec<u8> {
+    /// Encodes the record. Batch bodies are written only for heights above `bodies_above`: the
+    /// caller passes its executed height, whose blocks the store already holds (and hands back at
+    /// a restart, see `Replica::with_committed_bodies`), so that the record stays small and
+    /// rewriting it on every vote costs the pipeline's few in-flight bodies, not the window's.
+    pub fn encode(&self, bodies_above: u64) -> Vec<u8> {
         let mut w = Writer::with_capacity(256 + self.slots.len() * 256);
         w.u8(RECORD_VERSION).u64(self.view).u8(self.in_view_change as u8);
         self.checkpoint.encode(&mut w);
@@ -161,12 +165,12 @@ impl SafetyRecord {
                     w.sig(&p.primary_signature);
                     encode_sigs(&p.prepares, &mut w);
                     match &p.txs {
-                        None => {
-                            w.u8(0);
-                        }
-                        Some(txs) => {
+                        Some(txs) if *h > bodies_above => {
                             w.u8(1);
                             encode_txs(txs, &mut w);
+                        }
+                        _ => {
+                            w.u8(0);
                         }
                     }
                 }

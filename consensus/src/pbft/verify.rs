@@ -5,7 +5,9 @@
 //! and only then produces a [`Verified`] value, whose constructor no other module calls.
 
 use ordo_chain::cert::{CertKind, Certificate};
-use ordo_chain::{Block, Committee, PublicKey, TxRules};
+use std::sync::Arc;
+
+use ordo_chain::{Block, Committee, Hash, PublicKey, Transaction, TxRules, VerifiedTx};
 
 use super::messages::{Batch, Message, WireMessage};
 use crate::config::PbftConfig;
@@ -13,8 +15,11 @@ use crate::error::{ConsensusError, Result};
 use crate::interface::CommittedBatch;
 use crate::verified::Verified;
 
+/// Looks up a transaction this node already verified (its mempool), by `tx_id`.
+pub type KnownTxs = Arc<dyn Fn(&Hash) -> Option<VerifiedTx> + Send + Sync>;
+
 /// What verification needs to know about the chain; built once at start-up.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VerifyContext {
     pub chain_id: String,
     pub committee: Committee,
@@ -22,6 +27,22 @@ pub struct VerifyContext {
     pub batch_max_txs: usize,
     pub watermark_window: u64,
     pub message_max_bytes: usize,
+    /// Transactions already verified here, which batch verification takes without a second
+    /// signature check when they are identical (see [`TxRules::verify_many_reusing`]).
+    pub known: Option<KnownTxs>,
+}
+
+impl std::fmt::Debug for VerifyContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyContext")
+            .field("chain_id", &self.chain_id)
+            .field("committee", &self.committee)
+            .field("batch_max_txs", &self.batch_max_txs)
+            .field("watermark_window", &self.watermark_window)
+            .field("message_max_bytes", &self.message_max_bytes)
+            .field("known", &self.known.is_some())
+            .finish()
+    }
 }
 
 impl VerifyContext {
@@ -33,6 +54,21 @@ impl VerifyContext {
             batch_max_txs: config.batch_max_txs,
             watermark_window: config.watermark_window,
             message_max_bytes: config.message_max_bytes,
+            known: None,
+        }
+    }
+
+    /// Lets batch verification reuse transactions this node already verified.
+    pub fn with_known_txs(mut self, known: KnownTxs) -> Self {
+        self.known = Some(known);
+        self
+    }
+
+    /// Verifies a batch's transactions, reusing the known ones.
+    pub(crate) fn verify_txs(&self, txs: Vec<Transaction>) -> Vec<ordo_chain::Result<VerifiedTx>> {
+        match &self.known {
+            Some(k) => self.rules.verify_many_reusing(txs, &**k),
+            None => self.rules.verify_many(txs),
         }
     }
 

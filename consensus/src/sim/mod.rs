@@ -285,6 +285,7 @@ impl Sim {
             Replica::new(self.cfg.clone(), self.ctx.clone(), node.key.clone(), self.genesis.hash, restore, self.now)
                 .expect("replica starts from its own store")
                 .with_tip_certificate(node.tip.certificate.clone());
+
         self.nodes[i].core = Some(core);
     }
 

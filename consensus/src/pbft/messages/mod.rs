@@ -233,7 +233,7 @@ impl Batch<Transaction> {
             return Err(ConsensusError::BatchMismatch { height, what: "tx_count" });
         }
         let mut txs = Vec::with_capacity(self.txs.len());
-        for (index, r) in ctx.rules.verify_many(self.txs).into_iter().enumerate() {
+        for (index, r) in ctx.verify_txs(self.txs).into_iter().enumerate() {
             match r {
                 Ok(t) => txs.push(t),
                 Err(reason) => return Err(ConsensusError::BadTransaction { height, index, reason }),
