@@ -33,6 +33,37 @@ pub enum Command {
     State(StateCommand),
     /// Show a node's status.
     Status(NodeArgs),
+    /// Load the nodes with signed transactions; report throughput and commit latency.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The API URLs to submit to, round-robin (repeat the flag or separate with commas); the
+    /// first one is also followed for commits. Default: the four nodes of `ordo testnet`.
+    #[arg(long = "node", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// How many transactions to submit.
+    #[arg(long, default_value_t = 20_000)]
+    pub txs: usize,
+    /// The offered load in transactions per second; 0 offers them as fast as they are admitted.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Transactions per `POST /v1/transactions/batch` request.
+    #[arg(long, default_value_t = 200)]
+    pub batch: usize,
+    /// Concurrent HTTP submitters.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// The size of each transaction's value, in bytes.
+    #[arg(long, default_value_t = 16)]
+    pub value_size: usize,
+    /// Seconds to wait for everything to commit before giving up.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which node to talk to.

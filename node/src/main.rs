@@ -3,9 +3,11 @@
 //! Layout: `cli` parses the command line (clap); `run` starts a validator (store, mempool, p2p,
 //! API) and `driver` runs its consensus core; `wire` holds the node's p2p payloads; each other
 //! subcommand lives in its own module:
-//! `keygen`, `genesis_cmd`, `verify` (offline), and `client` (the commands that speak the REST API). Errors reach the user through `anyhow` here, at the edge,
+//! `keygen`, `genesis_cmd`, `verify` (offline), `client` (the commands that speak the REST API) and
+//! `bench` (the load generator). Errors reach the user through `anyhow` here, at the edge,
 //! with a line that says what to do next.
 
+mod bench;
 mod cli;
 mod client;
 mod driver;
@@ -36,6 +38,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Block(a) => client::block(a),
         cli::Command::State(c) => client::state(c),
         cli::Command::Status(a) => client::status(a),
+        cli::Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
