@@ -7,38 +7,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::Testnet;
+use common::{submit_round_robin, wait_committed, Testnet};
 use ordo_chain::Keypair;
 use serde_json::Value;
-
-/// Submits `count` transactions round-robin over the running nodes; returns the ids admitted.
-fn submit_round_robin(t: &Testnet, key: &Keypair, first_nonce: u64, count: u64, nodes: &[usize]) -> Vec<String> {
-    let mut ids = Vec::new();
-    for n in 0..count {
-        let node = nodes[n as usize % nodes.len()];
-        let tx = t.tx(key, first_nonce + n, &format!("k{}", first_nonce + n), &format!("v{n}"));
-        let (code, body) = t.post_json(node, "/v1/transactions", &serde_json::to_value(&tx).unwrap());
-        if code == 202 || code == 200 {
-            ids.push(body["tx_id"].as_str().unwrap().to_string());
-        }
-    }
-    ids
-}
-
-fn wait_committed(t: &Testnet, node: usize, ids: &[String], timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    for id in ids {
-        loop {
-            let (code, v) = t.get(node, &format!("/v1/transactions/{id}?wait_ms=2000"));
-            if code == 200 && v["status"] == "committed" {
-                break;
-            }
-            if Instant::now() > deadline {
-                panic!("tx {id} not committed on node{node}: {code} {v}\n{}", t.log(node));
-            }
-        }
-    }
-}
 
 fn leader_index(t: &Testnet, asking: usize) -> usize {
     let (_, s) = t.get(asking, "/v1/status");

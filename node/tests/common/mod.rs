@@ -38,6 +38,12 @@ pub struct Testnet {
 impl Testnet {
     /// Writes a network of `n` validators and starts them all.
     pub fn start(n: usize) -> Testnet {
+        Self::start_with(n, |_| {})
+    }
+
+    /// Like `start`, with `edit` applied to the JSON of `genesis.json` before any node starts
+    /// (e.g. to admit only a list of clients).
+    pub fn start_with(n: usize, edit: impl FnOnce(&mut Value)) -> Testnet {
         let dir = tempfile::tempdir().unwrap();
         let (p2p, api) = free_ports(n as u16);
         let out = ordo()
@@ -47,7 +53,11 @@ impl Testnet {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let genesis = Genesis::load(&dir.path().join("net/genesis.json")).unwrap();
+        let genesis_file = dir.path().join("net/genesis.json");
+        let mut json: Value = serde_json::from_slice(&std::fs::read(&genesis_file).unwrap()).unwrap();
+        edit(&mut json);
+        std::fs::write(&genesis_file, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+        let genesis = Genesis::load(&genesis_file).unwrap();
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(40)).build();
         let mut t = Testnet { dir, genesis, nodes: (0..n).map(|_| None).collect(), agent };
         for i in 0..n {
@@ -104,6 +114,11 @@ impl Testnet {
         }
     }
 
+    /// The whole log file of node `i`.
+    pub fn full_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.node_dir(i).join("node.log")).unwrap_or_default()
+    }
+
     pub fn log(&self, i: usize) -> String {
         let s = std::fs::read_to_string(self.node_dir(i).join("node.log")).unwrap_or_default();
         let lines: Vec<&str> = s.lines().collect();
@@ -128,6 +143,34 @@ impl Testnet {
             Err(ureq::Error::Status(c, r)) => (c, r.into_json().unwrap_or(Value::Null)),
             Err(e) => (0, Value::String(e.to_string())),
         }
+    }
+
+    /// POSTs raw bytes with the given `Content-Type` (none when `None`) over a plain HTTP/1.1
+    /// connection; returns the status, the answer's `Content-Type` and its body (`Null` when it
+    /// is not JSON). The body is written from another thread while the answer is read, because
+    /// a node refuses an oversized body from its `Content-Length` and answers before reading
+    /// it: a client that insists on writing everything first sees only a broken pipe.
+    pub fn post_raw(&self, i: usize, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, String, Value) {
+        use std::io::{Read, Write};
+        let addr = self.api(i).trim_start_matches("http://").to_string();
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+        let mut head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
+        if let Some(ct) = content_type {
+            head.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        let mut writer = conn.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let _ = writer.write_all(&request);
+        });
+        let mut answer = Vec::new();
+        let _ = conn.read_to_end(&mut answer);
+        let _ = conn.shutdown(std::net::Shutdown::Both);
+        let _ = sender.join();
+        parse_http_answer(&answer)
     }
 
     /// Waits until `pred` holds, or fails with the logs of every node.
@@ -195,6 +238,66 @@ impl Drop for Testnet {
             let _ = c.wait();
         }
     }
+}
+
+/// Submits `count` transactions round-robin over the running nodes; returns the ids admitted.
+pub fn submit_round_robin(t: &Testnet, key: &Keypair, first_nonce: u64, count: u64, nodes: &[usize]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for n in 0..count {
+        let node = nodes[n as usize % nodes.len()];
+        let tx = t.tx(key, first_nonce + n, &format!("k{}", first_nonce + n), &format!("v{n}"));
+        let (code, body) = t.post_json(node, "/v1/transactions", &serde_json::to_value(&tx).unwrap());
+        if code == 202 || code == 200 {
+            ids.push(body["tx_id"].as_str().unwrap().to_string());
+        }
+    }
+    ids
+}
+
+pub fn wait_committed(t: &Testnet, node: usize, ids: &[String], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    for id in ids {
+        loop {
+            let (code, v) = t.get(node, &format!("/v1/transactions/{id}?wait_ms=2000"));
+            if code == 200 && v["status"] == "committed" {
+                break;
+            }
+            if Instant::now() > deadline {
+                panic!("tx {id} not committed on node{node}: {code} {v}\n{}", t.log(node));
+            }
+        }
+    }
+}
+
+/// Splits a raw HTTP/1.1 answer into status, `Content-Type` and JSON body (chunked or not).
+pub fn parse_http_answer(raw: &[u8]) -> (u16, String, Value) {
+    let text = String::from_utf8_lossy(raw);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return (0, String::new(), Value::String(format!("no HTTP answer: {text:?}")));
+    };
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let body = if header("transfer-encoding").eq_ignore_ascii_case("chunked") {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || after.len() < n {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = after[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    (status, header("content-type"), serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 pub fn path_str(p: &Path) -> &str {
