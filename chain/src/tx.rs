@@ -234,7 +234,7 @@ impl TxRules {
     ) -> Vec<Result<VerifiedTx>> {
         enum Staged {
             Known(VerifiedTx),
-            Check(Transaction, Vec<u8>, Hash),
+            Check(Box<Transaction>, Vec<u8>, Hash),
         }
         // Static checks and signing bytes first; only the survivors go into the batch.
         let mut staged: Vec<Result<Staged>> = txs
@@ -249,7 +249,7 @@ impl TxRules {
                 if !self.clients.admits(&tx.sender) {
                     return Err(ChainError::SenderNotAdmitted { sender: tx.sender });
                 }
-                Ok(Staged::Check(tx, bytes, id))
+                Ok(Staged::Check(Box::new(tx), bytes, id))
             })
             .collect();
         let checks: Vec<SigCheck> = staged
@@ -266,7 +266,7 @@ impl TxRules {
             .map(|s| match s? {
                 Staged::Known(v) => Ok(v),
                 Staged::Check(tx, bytes, id) => match sig_results.next().expect("one result per checked transaction") {
-                    Ok(()) => Ok(VerifiedTx::new_checked(tx, id, bytes.len())),
+                    Ok(()) => Ok(VerifiedTx::new_checked(*tx, id, bytes.len())),
                     Err(reason) => Err(ChainError::BadSignature { tx_id: id, reason }),
                 },
             })

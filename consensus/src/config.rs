@@ -17,6 +17,10 @@ pub struct PbftConfig {
     pub checkpoint_interval: u64,
     /// L: sequences in flight must lie in (low, low + L], low being the last stable checkpoint.
     pub watermark_window: u64,
+    /// The most batches a primary keeps proposed but not yet committed here. A backlog is then
+    /// ordered a few batches at a time, each finishing quickly, instead of the whole window at
+    /// once, every batch of which waits for the backups to verify all the others.
+    pub max_in_flight: u64,
     /// How long a replica waits for a pending transaction to be ordered, and the first wait for
     /// a NEW-VIEW, before it starts a view change.
     pub view_change_timeout_ms: u64,
@@ -48,6 +52,7 @@ impl Default for PbftConfig {
             batch_timeout_ms: 30,
             checkpoint_interval: 32,
             watermark_window: 64,
+            max_in_flight: 4,
             view_change_timeout_ms: 2000,
             view_change_timeout_max_ms: 60_000,
             retransmit_interval_ms: 1000,
@@ -70,6 +75,9 @@ impl PbftConfig {
         }
         if self.batch_max_bytes < 1024 {
             return fail(format!("batch_max_bytes is {}, it must be at least 1024", self.batch_max_bytes));
+        }
+        if self.max_in_flight == 0 {
+            return fail("max_in_flight must be at least 1".into());
         }
         if self.checkpoint_interval == 0 {
             return fail("checkpoint_interval must be at least 1".into());

@@ -175,6 +175,36 @@ fn pipelining_stops_at_the_high_watermark() {
 }
 
 #[test]
+fn primary_keeps_at_most_max_in_flight_batches_uncommitted() {
+    // A backlog is ordered a few batches at a time: with max_in_flight = 3 the primary proposes
+    // heights 1..=3, and height 4 only once height 1 committed.
+    let g = genesis();
+    let cfg = ordo_consensus::PbftConfig { max_in_flight: 3, ..sim_config() };
+    let restore = Restore { safety: None, executed_height: 0, executed_hash: g.hash };
+    let mut r = Replica::new(cfg, ctx(), validator_key(0), g.hash, restore, 0).unwrap();
+    let proposed = |out: &[Action<Message>]| -> Vec<u64> {
+        broadcasts(out)
+            .iter()
+            .filter_map(|m| if let Message::PrePrepare(p) = m { Some(p.height()) } else { None })
+            .collect()
+    };
+    let out = r.handle(Input::ClientTxs(txs(40, 35)));
+    assert_eq!(proposed(&out), vec![1, 2, 3]);
+    let Some(Message::PrePrepare(first)) = broadcasts(&out).first().map(|m| (*m).clone()) else { panic!() };
+    let d = first.batch.digest(CHAIN_ID);
+    let mut out = Vec::new();
+    for i in [1, 2] {
+        out.extend(feed(&mut r, Message::Prepare(Prepare::sign(CHAIN_ID, &validator_key(i), 0, 1, d))));
+    }
+    assert!(proposed(&out).is_empty(), "prepared is not committed");
+    for i in [1, 2] {
+        out.extend(feed(&mut r, Message::Commit(Commit::sign(CHAIN_ID, &validator_key(i), 0, 1, d))));
+    }
+    assert_eq!(commits(&out).len(), 1);
+    assert_eq!(proposed(&out), vec![4]);
+}
+
+#[test]
 fn backup_persists_then_prepares() {
     // Castro & Liskov 2002, §4.2: a backup accepting a PRE-PREPARE multicasts PREPARE; Ordo's
     // safety record (§4.5 assumption of stable storage) is persisted before the vote leaves.

@@ -26,8 +26,15 @@ use crate::wire;
 
 /// How often the core is told the time: the batch timeout and view-change timers resolve to it.
 pub const TICK_INTERVAL_MS: u64 = 5;
-/// Peer messages and gossip batches being verified at once.
+/// Peer consensus messages being verified at once.
 pub const VERIFY_CONCURRENCY: usize = 4;
+/// Gossiped transaction batches being verified at once. Apart from the consensus permits, so
+/// that a flood of transactions never delays the votes that would order it.
+pub const GOSSIP_VERIFY_CONCURRENCY: usize = 2;
+/// A fetch of at least this many blocks makes the node report "catching up" (not ready).
+pub const CATCH_UP_NOT_READY_BLOCKS: u64 = 8;
+/// Gossiped transaction batches waiting for verification.
+pub const GOSSIP_QUEUE_CAPACITY: usize = 1024;
 /// The most bytes of blocks one sync response carries.
 pub const SYNC_RESPONSE_MAX_BYTES: usize = 32 * 1024 * 1024;
 
@@ -129,7 +136,11 @@ async fn execute(
             queue.push_back(Input::Executed { height, block_hash: hash });
         }
         Action::FetchBlocks { from, from_height, to_height } => {
-            shared.syncing.store(true, Ordering::Relaxed);
+            // Under load a backup often fetches the last block or two it missed the COMMITs
+            // of; only a real gap makes it "not ready" (and refuse submissions with 503).
+            if to_height >= from_height + CATCH_UP_NOT_READY_BLOCKS {
+                shared.syncing.store(true, Ordering::Relaxed);
+            }
             tokio::spawn(fetch(shared.clone(), from, from_height, to_height));
         }
         Action::StatusChanged(s) => {
@@ -182,6 +193,8 @@ async fn fetch(shared: Arc<Shared>, from: PublicKey, from_height: u64, to_height
 /// Turns p2p events into driver inputs until shutdown.
 pub async fn p2p_events(shared: Arc<Shared>, mut events: mpsc::Receiver<P2pEvent>, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(VERIFY_CONCURRENCY));
+    let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE_CAPACITY);
+    tokio::spawn(gossip_worker(shared.clone(), gossip_rx));
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -211,12 +224,12 @@ pub async fn p2p_events(shared: Arc<Shared>, mut events: mpsc::Receiver<P2pEvent
                 });
             }
             P2pEvent::Tx { from, bytes } => {
-                let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
-                let s = shared.clone();
-                tokio::task::spawn_blocking(move || {
-                    admit_gossip(&s, from, &bytes);
-                    drop(permit);
-                });
+                // Gossip waits in its own bounded queue, so that consensus messages behind it in
+                // the event stream are not held up while a flood of transactions is verified.
+                // Only a full queue makes this loop wait (back-pressure onto the network).
+                if let Err(mpsc::error::TrySendError::Full(item)) = gossip_tx.try_send((from, bytes)) {
+                    let _ = gossip_tx.send(item).await;
+                }
             }
             P2pEvent::BlockRequest { from, from_height, to_height, reply } => {
                 let s = shared.clone();
@@ -230,6 +243,20 @@ pub async fn p2p_events(shared: Arc<Shared>, mut events: mpsc::Receiver<P2pEvent
             P2pEvent::PeerUp(k) => info!(peer = %k, "validator connected"),
             P2pEvent::PeerDown(k) => info!(peer = %k, "validator disconnected"),
         }
+    }
+}
+
+/// Verifies queued transaction gossip, `GOSSIP_VERIFY_CONCURRENCY` batches at a time, until the
+/// event loop drops the queue's sender.
+async fn gossip_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<(PublicKey, Vec<u8>)>) {
+    let permits = Arc::new(Semaphore::new(GOSSIP_VERIFY_CONCURRENCY));
+    while let Some((from, bytes)) = rx.recv().await {
+        let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+        let s = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            admit_gossip(&s, from, &bytes);
+            drop(permit);
+        });
     }
 }
 

@@ -382,7 +382,10 @@ impl Replica {
         }
         // Heights this replica already committed are final; never assign them again.
         self.next_height = self.next_height.max(self.committed_height + 1);
-        while self.next_height <= self.high_watermark() && !self.pool.unproposed.is_empty() {
+        while self.next_height <= self.high_watermark()
+            && self.next_height <= self.committed_height + self.cfg.max_in_flight
+            && !self.pool.unproposed.is_empty()
+        {
             let (mut count, mut bytes) = (0usize, 0usize);
             for s in &self.pool.unproposed {
                 let len = self.pool.txs[&self.pool.order[s]].0.wire_len();

@@ -49,6 +49,9 @@ pub fn sim_config() -> PbftConfig {
         batch_timeout_ms: 5,
         checkpoint_interval: 4,
         watermark_window: 8,
+        // The whole window may be in flight, so the watermarks themselves are exercised;
+        // `max_in_flight` has its own rule test.
+        max_in_flight: 8,
         view_change_timeout_ms: 300,
         view_change_timeout_max_ms: 2400,
         retransmit_interval_ms: 150,
