@@ -49,6 +49,28 @@ fn thousand_transactions_commit_everywhere_and_verify() {
     let (code, body) = t.post_json(2, "/v1/transactions", &serde_json::to_value(&tx).unwrap());
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["status"], "committed");
+
+    // `ordo bench` against the same four nodes: everything it submits commits, and its report
+    // is consistent with the chain it leaves behind.
+    let before = t.height(0).unwrap();
+    let nodes: Vec<String> = (0..4).map(|i| t.api(i)).collect();
+    let out = common::ordo()
+        .args(["bench", "--node", &nodes.join(","), "--txs", "600", "--batch", "50", "--clients", "4"])
+        .args(["--timeout", "60", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["committed"], 600, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert!(report["throughput_tx_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    let l = &report["latency_ms"];
+    let (p50, p99, max) = (l["p50"].as_f64().unwrap(), l["p99"].as_f64().unwrap(), l["max"].as_f64().unwrap());
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{report}");
+    let blocks = report["blocks"].as_u64().unwrap();
+    assert!(blocks >= 1 && blocks <= t.height(0).unwrap() - before, "{report}");
+    let h = (0..4).map(|i| t.height(i).unwrap()).min().unwrap();
+    t.assert_agree_up_to(h);
 }
 
 #[test]
