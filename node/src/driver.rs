@@ -68,27 +68,38 @@ pub async fn run(
     // the one place where a flood is refused (503), never a silently full queue.
     let mempool = shared.chain.mempool().clone();
     let mut cursor = 0u64;
-    loop {
+    let mut pull = move || {
         let (txs, next) = mempool.since(cursor, MEMPOOL_PULL_MAX);
         cursor = next;
-        let first = if !txs.is_empty() {
-            Input::ClientTxs(txs)
-        } else {
-            tokio::select! {
+        txs
+    };
+    loop {
+        // Each turn waits for one source, chosen fairly among the ready ones (`select!` picks at
+        // random), then also takes whatever the mempool admitted since the last turn: a
+        // continuous flood of transactions never starves the peer messages that order it, and
+        // an admitted transaction waits at most one tick even if a wake-up were missed.
+        let first = tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = shared.admitted.notified() => continue,
+            _ = shared.admitted.notified() => None,
             input = rx.recv() => match input {
-                Some(DriverInput::Peer(m)) => Input::Message(m),
+                Some(DriverInput::Peer(m)) => Some(Input::Message(m)),
                 Some(DriverInput::Synced(blocks)) => {
                     shared.syncing.store(false, Ordering::Relaxed);
-                    Input::SyncedBlocks(blocks)
+                    Some(Input::SyncedBlocks(blocks))
                 }
                 None => break,
             },
-            _ = tick.tick() => Input::Tick { now_ms: now_ms() },
-            }
+            _ = tick.tick() => Some(Input::Tick { now_ms: now_ms() }),
         };
-        let mut queue = VecDeque::from([first]);
+        let mut queue: VecDeque<Input<Message>> = first.into_iter().collect();
+        let txs = pull();
+        if txs.len() == MEMPOOL_PULL_MAX {
+            // More may be waiting: come back for them on the next turn.
+            shared.admitted.notify_one();
+        }
+        if !txs.is_empty() {
+            queue.push_back(Input::ClientTxs(txs));
+        }
         while let Some(input) = queue.pop_front() {
             for action in replica.handle(input) {
                 if let Err(e) = execute(&shared, &mut tip, action, &mut queue).await {
