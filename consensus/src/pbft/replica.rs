@@ -973,13 +973,13 @@ impl Replica {
             .collect();
         let missing = vcs
             .iter()
-            .flat_map(|v| v.prepared.iter().map(move |p| (v.from, p)))
-            .filter(|(_, p)| p.height() > self.committed_height && p.header.tx_count > 0)
-            .filter(|(_, p)| {
+            .flat_map(|v| &v.prepared)
+            .filter(|p| p.height() > self.committed_height && p.header.tx_count > 0)
+            .filter(|p| {
                 let d = p.header.digest(chain_id);
                 !attached.contains(&d) && self.log.get(&p.height()).is_none_or(|s| !s.bodies.contains_key(&d))
             })
-            .map(|(_, p)| p.height())
+            .map(|p| p.height())
             .max();
         let Some(target) = missing else { return };
         let me = self.me;
