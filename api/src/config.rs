@@ -1,5 +1,5 @@
-//! The API's own settings: request timeout, the cap on `wait_ms`, rate limiting and the
-//! `Retry-After` hint. Body and batch limits are not here: they are the chain's `TxLimits`, read
+//! The API's own settings: request timeout, the cap on `wait_ms`, rate limiting, the
+//! `Retry-After` hint and how often refusals are summarised in the log. Body and batch limits are not here: they are the chain's `TxLimits`, read
 //! from the node's `TxRules`, so one setting governs both the API and the rules.
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,9 @@ pub struct ApiConfig {
     pub rate_limit_burst: u32,
     /// The `Retry-After` sent with 503 (mempool full, not ready, timeout).
     pub retry_after_secs: u64,
+    /// The shortest interval between two log lines summarising refused requests (see
+    /// `crate::refusals`).
+    pub refusal_log_interval_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -30,6 +33,7 @@ impl Default for ApiConfig {
             rate_limit_per_sec: 20_000,
             rate_limit_burst: 20_000,
             retry_after_secs: 1,
+            refusal_log_interval_ms: 10_000,
         }
     }
 }
@@ -51,6 +55,9 @@ impl ApiConfig {
         }
         if self.retry_after_secs == 0 {
             return Err(ApiError::ZeroRetryAfter);
+        }
+        if self.refusal_log_interval_ms == 0 {
+            return Err(ApiError::ZeroRefusalLogInterval);
         }
         Ok(())
     }
@@ -77,5 +84,7 @@ mod tests {
         ApiConfig { rate_limit_per_sec: 0, rate_limit_burst: 0, ..d }.validate().unwrap();
         let e = ApiConfig { retry_after_secs: 0, ..d }.validate().unwrap_err();
         assert!(matches!(e, ApiError::ZeroRetryAfter));
+        let e = ApiConfig { refusal_log_interval_ms: 0, ..d }.validate().unwrap_err();
+        assert!(matches!(e, ApiError::ZeroRefusalLogInterval));
     }
 }

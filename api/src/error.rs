@@ -10,6 +10,8 @@ use axum::Json;
 use ordo_chain::ChainError;
 use serde::{Deserialize, Serialize};
 
+use crate::refusals::Refusal;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A chain rule rejected the input (400 when malformed, 422 when invalid), or the store
@@ -58,6 +60,8 @@ pub enum ApiError {
     ZeroRateLimitBurst,
     #[error("api config: retry_after_secs must be positive")]
     ZeroRetryAfter,
+    #[error("api config: refusal_log_interval_ms must be positive")]
+    ZeroRefusalLogInterval,
     #[error("mempool config: {field} must be positive")]
     ZeroMempoolLimit { field: &'static str },
 
@@ -104,6 +108,7 @@ impl ApiError {
             | ApiError::WaitNotBelowTimeout { .. }
             | ApiError::ZeroRateLimitBurst
             | ApiError::ZeroRetryAfter
+            | ApiError::ZeroRefusalLogInterval
             | ApiError::ZeroMempoolLimit { .. } => "invalid_config",
         }
     }
@@ -132,6 +137,7 @@ impl ApiError {
             | ApiError::WaitNotBelowTimeout { .. }
             | ApiError::ZeroRateLimitBurst
             | ApiError::ZeroRetryAfter
+            | ApiError::ZeroRefusalLogInterval
             | ApiError::ZeroMempoolLimit { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,6 +150,18 @@ impl ApiError {
             | ApiError::NotReady { retry_after_secs, .. }
             | ApiError::Timeout { retry_after_secs, .. } => Some(*retry_after_secs),
             _ => None,
+        }
+    }
+
+    /// The reason counted when this error refuses a request; `None` for a fault of the node
+    /// (500), which is logged on its own (see [`crate::refusals`]).
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            ApiError::RateLimited { .. } => Some(Refusal::RateLimited),
+            ApiError::MempoolFull { .. } => Some(Refusal::MempoolFull),
+            ApiError::NotReady { .. } => Some(Refusal::NotReady),
+            ApiError::Timeout { .. } => Some(Refusal::Timeout),
+            _ => Refusal::from_status(self.status()),
         }
     }
 
@@ -167,17 +185,27 @@ fn is_rule_violation(e: &ChainError) -> bool {
     )
 }
 
+/// A refusal is logged at debug level only: refusals are counted and summarised from the
+/// [`Refusal`] this puts in the response's extensions. A fault is a warning with its reason.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if status.is_server_error() {
-            tracing::warn!(error = %self, "api request failed");
+        let refusal = self.refusal();
+        if refusal.is_some() {
+            tracing::debug!(error = %self, "api request refused");
         } else {
-            tracing::debug!(error = %self, "api request rejected");
+            tracing::warn!(error = %self, "api request failed");
         }
-        let mut response = (status, Json(self.body())).into_response();
+        let mut response = (self.status(), Json(self.body())).into_response();
         if let Some(secs) = self.retry_after_secs() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, ApiError::BodyTooLarge { .. }) {
+            // The body may not have been read to its end (see `crate::body`), so the connection
+            // cannot carry another request; saying so lets the client know before it tries.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Some(refusal) = refusal {
+            response.extensions_mut().insert(refusal);
         }
         response
     }
@@ -209,5 +237,36 @@ mod tests {
         let r = ApiError::RateLimited { retry_after_secs: 3 }.into_response();
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers()[header::RETRY_AFTER], "3");
+    }
+
+    #[test]
+    fn refusals_are_marked_for_counting_and_faults_are_not() {
+        let cases = [
+            (ApiError::RateLimited { retry_after_secs: 1 }, Some(Refusal::RateLimited)),
+            (ApiError::MempoolFull { retry_after_secs: 1 }, Some(Refusal::MempoolFull)),
+            (ApiError::NotReady { reason: "x".into(), retry_after_secs: 1 }, Some(Refusal::NotReady)),
+            (ApiError::Timeout { timeout_ms: 1, retry_after_secs: 1 }, Some(Refusal::Timeout)),
+            (ApiError::BodyTooLarge { limit_bytes: 1 }, Some(Refusal::TooLarge)),
+            (ApiError::BatchTooLarge { max_txs: 1 }, Some(Refusal::TooLarge)),
+            (ApiError::MalformedJson { reason: "x".into() }, Some(Refusal::BadRequest)),
+            (ApiError::from(ChainError::SenderNotAdmitted { sender: PublicKey::ZERO }), Some(Refusal::InvalidTx)),
+            (ApiError::NoRoute { path: "/".into() }, Some(Refusal::NotFound)),
+            (ApiError::Internal { reason: "bug".into() }, None),
+            (ApiError::from(ChainError::Io("disk".into())), None),
+        ];
+        for (error, expected) in cases {
+            let name = error.to_string();
+            assert_eq!(error.refusal(), expected, "{name}");
+            assert_eq!(error.into_response().extensions().get::<Refusal>().copied(), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn body_too_large_closes_the_connection() {
+        let r = ApiError::BodyTooLarge { limit_bytes: 1 }.into_response();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(r.headers()[header::CONNECTION], "close");
+        let r = ApiError::BatchTooLarge { max_txs: 1 }.into_response();
+        assert!(r.headers().get(header::CONNECTION).is_none(), "a batch over its count was read whole");
     }
 }

@@ -7,26 +7,32 @@
 //! - [`mempool`]: [`Mempool`], verified transactions waiting for a proposal, FIFO and bounded.
 //! - [`notify`]: [`CommitNotifier`], how the node wakes requests waiting for a commit.
 //! - [`routes`]: one handler per route; [`wire`]: request parsing and answer shapes.
-//! - [`middleware`]: rate limiting, timeouts and the error-body guard; [`error`]: [`ApiError`].
+//! - [`body`]: reading a body within its limit, and draining a refused one so the client reads
+//!   the answer.
+//! - [`middleware`]: rate limiting, timeouts, the error-body guard, refusal counting and the
+//!   request trace's idea of a failure; [`error`]: [`ApiError`].
+//! - [`refusals`]: refused requests counted per reason and summarised in the log.
 //! - [`config`]: the API's own settings, [`ApiConfig`].
 //!
 //! Submitted transactions are verified here, with batch signature verification on the blocking
 //! pool, so the node only ever receives `VerifiedTx`. A rejected request changes nothing: it never
 //! reaches `NodeHandle::submit`. docs/api.md is the reference for clients.
 
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod mempool;
 pub mod middleware;
 pub mod node;
 pub mod notify;
+pub mod refusals;
 pub mod routes;
 pub mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::error_handling::HandleErrorLayer;
 use axum::routing::{get, post};
@@ -43,6 +49,7 @@ pub use node::{
     ValidatorStatus,
 };
 pub use notify::CommitNotifier;
+pub use refusals::{Refusal, RefusalCounter, RefusalSummary};
 
 use routes::AppState;
 
@@ -50,6 +57,7 @@ use routes::AppState;
 pub fn router(node: Arc<dyn NodeHandle>, config: ApiConfig) -> Result<Router, ApiError> {
     config.validate()?;
     let state = AppState { node, config };
+    let refusals = Arc::new(RefusalCounter::new(config.refusal_log_interval_ms, Instant::now()));
     let mut v1 = Router::new()
         .route("/v1/transactions", post(routes::submit_tx))
         .route("/v1/transactions/batch", post(routes::submit_batch))
@@ -75,8 +83,9 @@ pub fn router(node: Arc<dyn NodeHandle>, config: ApiConfig) -> Result<Router, Ap
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(timeout)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(middleware::trace_failure))
         .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(axum::middleware::from_fn_with_state(refusals, middleware::count_refusals))
         .with_state(state);
     Ok(app)
 }

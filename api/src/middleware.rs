@@ -1,6 +1,7 @@
 //! The layers around the handlers: per-client-IP rate limiting (the `governor` crate), the
-//! request timeout's error answer, and a last guard that gives any error response that is not
-//! already ours the SPEC §7 error body.
+//! request timeout's error answer, a guard that gives any error response that is not already
+//! ours the SPEC §7 error body, the counting of refused requests, and what the request trace
+//! calls a failure.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -14,9 +15,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tower_http::classify::ServerErrorsFailureClass;
+use tracing::Span;
 
 use crate::config::ApiConfig;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::refusals::{Refusal, RefusalCounter};
 
 /// How often idle clients are dropped from the rate limiter's table, which would otherwise grow
 /// with every address ever seen.
@@ -106,6 +110,32 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+/// Counts every refused request (see [`crate::refusals`]) and logs the summary when a window
+/// ends. The reason is the one the `ApiError` put in the response, else the status's; an
+/// answer that is not an error costs one status check.
+pub async fn count_refusals(State(counter): State<Arc<RefusalCounter>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        let reason = response.extensions().get::<Refusal>().copied().or_else(|| Refusal::from_status(status));
+        if let Some(summary) = reason.and_then(|r| counter.record(r, Instant::now())) {
+            tracing::info!("{summary}");
+        }
+    }
+    response
+}
+
+/// What tower-http's request trace logs for a response it classifies as a failure (any 5xx).
+/// Its default writes every one as an ERROR; a 503 here is back-pressure (mempool full, not
+/// ready, timeout), counted with the other refusals instead, so only the other 5xx, faults of
+/// the node, and errors of the response itself are logged as errors.
+pub fn trace_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &Span) {
+    if let ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) = class {
+        return;
+    }
+    tracing::error!(classification = %class, latency_ms = latency.as_millis(), "response failed");
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{to_bytes, Body, Bytes};
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -15,6 +15,7 @@ use ordo_chain::{BlockJson, Hash, Transaction, VerifiedTx};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use crate::body;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
 use crate::mempool::Admission;
@@ -54,22 +55,14 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Reads a JSON body of at most `limit_bytes`, refusing an oversized one from its
-/// `Content-Length` before reading it.
+/// Reads a JSON body of at most `limit_bytes` (see [`body::read_limited`]). A body refused for
+/// its type is drained too, so its client can read the 415.
 async fn read_json_body(headers: &HeaderMap, body: Body, limit_bytes: usize) -> Result<Bytes, ApiError> {
-    require_json(headers)?;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit_bytes as u64) {
-        return Err(ApiError::BodyTooLarge { limit_bytes });
+    if let Err(e) = require_json(headers) {
+        body::discard_refused(headers, body, 0, limit_bytes as u64).await;
+        return Err(e);
     }
-    to_bytes(body, limit_bytes).await.map_err(|e| {
-        let over_limit = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if over_limit {
-            ApiError::BodyTooLarge { limit_bytes }
-        } else {
-            ApiError::UnreadableBody { reason: e.to_string() }
-        }
-    })
+    body::read_limited(headers, body, limit_bytes).await
 }
 
 fn ensure_ready(node: &dyn NodeHandle, config: &ApiConfig) -> Result<(), ApiError> {
