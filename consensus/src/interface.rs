@@ -14,7 +14,7 @@ use ordo_chain::{BatchHeader, Hash, PublicKey, VerifiedTx};
 use crate::verified::Verified;
 
 /// A batch the committee ordered, with the proof: the node builds and stores the block of
-/// `header.height` from it (SPEC §4).
+/// `header.height` from it (protocol §4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedBatch {
     pub header: BatchHeader,

@@ -48,6 +48,49 @@ fn restored(i: usize, safety: Vec<u8>) -> Replica {
     .unwrap()
 }
 
+fn replica_with(i: usize, cfg: ordo_consensus::PbftConfig) -> Replica {
+    let g = genesis();
+    Replica::new(
+        cfg,
+        ctx(),
+        validator_key(i),
+        g.hash,
+        Restore { safety: None, executed_height: 0, executed_hash: g.hash },
+        0,
+    )
+    .unwrap()
+}
+
+/// A VIEW-CHANGE for `view` from validator `i` with the genesis checkpoint and nothing prepared.
+fn vc(i: usize, view: u64) -> ViewChange {
+    ViewChange::sign(CHAIN_ID, &validator_key(i), view, CheckpointProof::genesis(genesis().hash), Vec::new())
+}
+
+fn commit(i: usize, view: u64, b: &Batch) -> Message {
+    Message::Commit(Commit::sign(CHAIN_ID, &validator_key(i), view, b.header.height, b.digest(CHAIN_ID)))
+}
+
+/// The safety record an input's actions persist, decoded; it always comes first.
+fn persisted(actions: &[Action<Message>]) -> Option<SafetyRecord> {
+    match actions.first() {
+        Some(Action::PersistSafety(bytes)) => Some(SafetyRecord::decode(bytes).unwrap()),
+        _ => None,
+    }
+}
+
+/// Votes (PRE-PREPARE, PREPARE, COMMIT) among the messages an input sends.
+fn votes(actions: &[Action<Message>]) -> usize {
+    actions
+        .iter()
+        .filter(|a| match a {
+            Action::Broadcast(m) | Action::Send { msg: m, .. } => {
+                matches!(m, Message::PrePrepare(_) | Message::Prepare(_) | Message::Commit(_))
+            }
+            _ => false,
+        })
+        .count()
+}
+
 fn txs(n: usize, salt: u64) -> Vec<VerifiedTx> {
     let client = ordo_chain::Keypair::from_seed([9; 32]);
     let raw: Vec<Transaction> = (0..n)
@@ -231,7 +274,7 @@ fn prepared_certificate_triggers_commit() {
 
 #[test]
 fn commit_needs_2f_plus_1_commits_and_carries_the_certificate() {
-    // Castro & Liskov 2002, §4.2: committed-local needs 2f+1 matching COMMITs; SPEC §6: they
+    // Castro & Liskov 2002, §4.2: committed-local needs 2f+1 matching COMMITs; protocol §6: they
     // form the block certificate as they stand.
     let mut r = replica(1);
     let b = batch(1, 0, txs(3, 6));
@@ -245,7 +288,7 @@ fn commit_needs_2f_plus_1_commits_and_carries_the_certificate() {
     let c = commits(&out);
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].header.height, 1);
-    c[0].certificate.verify(CHAIN_ID, &committee(N), CertKind::Pbft, 1, &d).expect("a valid SPEC §6 certificate");
+    c[0].certificate.verify(CHAIN_ID, &committee(N), CertKind::Pbft, 1, &d).expect("a valid protocol §6 certificate");
 }
 
 #[test]
@@ -427,23 +470,243 @@ fn view_change_leaves_out_executed_bodies_and_the_new_primary_fetches_them() {
 }
 
 #[test]
-fn view_change_timeout_backs_off_exponentially() {
-    // Castro & Liskov 2002, §4.5.2: if the NEW-VIEW does not arrive in time the replica moves to
-    // v+2, waiting twice as long (capped at view_change_timeout_max_ms).
-    let mut r = replica(1);
+fn request_timer_measures_the_primary_not_this_backups_backlog() {
+    // Castro & Liskov 2002, §4.4: a backup suspects the primary when a request it waits for is not
+    // executed in time, and the timer restarts when a request executes. A backup behind on its
+    // own work (here: it lacks the batch body, so it cannot execute) still sees the committee
+    // execute: a new height certified in its view (2f+1 COMMITs), or a PRE-PREPARE of its view for
+    // a new height, restarts the timer. Only the primary's silence makes it suspect the primary.
+    let cfg = ordo_consensus::PbftConfig { max_in_flight: 2, ..sim_config() };
+    let mut r = replica_with(1, cfg);
+    r.handle(Input::ClientTxs(txs(1, 40)));
+    // At 200 ms the committee certifies height 1, whose PRE-PREPARE this backup never got.
+    r.handle(Input::Tick { now_ms: 200 });
+    let b1 = batch(1, 0, txs(2, 41));
+    let mut out = Vec::new();
+    for i in [0, 2, 3] {
+        out.extend(feed(&mut r, commit(i, 0, &b1)));
+    }
+    assert!(commits(&out).is_empty(), "no body, no commit here");
+    for now_ms in [300, 499] {
+        assert!(broadcasts(&r.handle(Input::Tick { now_ms })).is_empty(), "suspected at {now_ms} ms");
+    }
+    // A PRE-PREPARE far beyond what the committee certified (height 4 > 1 + max_in_flight) is not
+    // progress: an honest primary never proposes that far ahead.
+    feed(&mut r, Message::PrePrepare(pp(0, batch(4, 0, txs(1, 42)))));
+    // At 499 ms a PRE-PREPARE for the new height 2 is.
+    let out = feed(&mut r, Message::PrePrepare(pp(0, batch(2, 0, txs(1, 43)))));
+    assert!(matches!(broadcasts(&out)[..], [Message::Prepare(p)] if p.height == 2));
+    for now_ms in [500, 798] {
+        let out = r.handle(Input::Tick { now_ms });
+        assert!(broadcasts(&out).iter().all(|m| !matches!(m, Message::ViewChange(_))), "suspected at {now_ms} ms");
+        assert_eq!((r.status().view, r.status().mode), (0, Mode::Normal));
+    }
+    // No progress for a whole timeout: now the primary is suspected.
+    let out = r.handle(Input::Tick { now_ms: 799 });
+    assert!(matches!(broadcasts(&out)[0], Message::ViewChange(v) if v.view == 1));
+}
+
+#[test]
+fn escalation_needs_2f_plus_1_view_changes_and_backs_off_exponentially() {
+    // Castro & Liskov 2002, §4.5.2: "If the timer of replica i expires after it has received 2f+1
+    // VIEW-CHANGE messages for view v+1 [and no valid NEW-VIEW], it starts the view change for
+    // view v+2", waiting twice as long (capped at view_change_timeout_max_ms, 600 ms here). A
+    // replica alone never holds 2f+1, so it never goes past the view it asked for.
+    let cfg = ordo_consensus::PbftConfig { view_change_timeout_max_ms: 600, ..sim_config() };
+    let mut r = replica_with(0, cfg);
     r.handle(Input::ClientTxs(txs(1, 10)));
     r.handle(Input::Tick { now_ms: 300 });
-    assert_eq!(r.status().view, 1);
-    // Waiting T for the NEW-VIEW of view 1, then 2T for view 2, then 4T for view 3.
-    for (now_ms, view) in [(599, 1), (600, 2), (1199, 2), (1200, 3), (2399, 3), (2400, 4)] {
+    assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
+    // Alone, with its transaction still pending, for a long time: it stays in view 1.
+    for now_ms in [600, 1200, 2400, 9_999] {
         r.handle(Input::Tick { now_ms });
-        assert_eq!(r.status().view, view, "at {now_ms} ms");
+        assert_eq!(r.status().view, 1, "alone at {now_ms} ms");
     }
-    // The wait is capped at view_change_timeout_max_ms (2400 ms in the simulation config).
-    for (now_ms, view) in [(4799, 4), (4800, 5), (7199, 5), (7200, 6)] {
-        r.handle(Input::Tick { now_ms });
-        assert_eq!(r.status().view, view, "at {now_ms} ms");
+    // Each row: at `at` ms two others ask for the view too (2f+1 with its own); it escalates a
+    // timeout later, and that timeout doubles, then stays at the cap.
+    for (at, view, wait_ms) in [(10_000, 1, 300), (20_000, 2, 600), (30_000, 3, 600)] {
+        r.handle(Input::Tick { now_ms: at });
+        let others: Vec<usize> = [1, 2, 3].into_iter().filter(|&i| i != view as usize).collect();
+        for i in others {
+            feed(&mut r, Message::ViewChange(vc(i, view)));
+        }
+        r.handle(Input::Tick { now_ms: at + wait_ms - 1 });
+        assert_eq!(r.status().view, view, "at {} ms", at + wait_ms - 1);
+        let out = r.handle(Input::Tick { now_ms: at + wait_ms });
+        assert!(matches!(broadcasts(&out)[0], Message::ViewChange(v) if v.view == view + 1));
+        assert_eq!((r.status().view, r.status().mode), (view + 1, Mode::ViewChange));
+        // Alone again in the new view: no further escalation.
+        r.handle(Input::Tick { now_ms: at + 5_000 });
+        assert_eq!(r.status().view, view + 1);
     }
+}
+
+#[test]
+fn lone_replica_rejoins_the_committee_as_a_non_voting_observer() {
+    // Castro & Liskov 2002, §4.4/§4.5.2 with Ordo's rejoin rule: a replica that asked alone for
+    // view 1 (its backlog made it suspect a healthy primary) learns from a commit certificate of
+    // view 0 above its own height that the committee is still committing in view 0. It follows
+    // view 0 again, but as an observer: its VIEW-CHANGE promised it would not vote below view 1,
+    // and a NEW-VIEW may still use that VIEW-CHANGE, so it stores and commits view 0's batches and
+    // signs nothing. The promise is in the persisted record and survives a restart.
+    let mut r = replica(3);
+    r.handle(Input::ClientTxs(txs(1, 44)));
+    let out = r.handle(Input::Tick { now_ms: 300 });
+    assert!(matches!(broadcasts(&out)[0], Message::ViewChange(v) if v.view == 1));
+    let b1 = batch(1, 0, txs(2, 45));
+    let b2 = batch(2, 0, txs(2, 46));
+    // While changing view it drops view 0's PRE-PREPARE, and 2f COMMITs are no certificate.
+    feed(&mut r, Message::PrePrepare(pp(0, b1.clone())));
+    assert!(matches!(r.last_drop(), Some(ConsensusError::StaleView { view: 0, current: 1 })));
+    for i in [0, 1] {
+        assert!(feed(&mut r, commit(i, 0, &b1)).is_empty());
+    }
+    assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
+    // The third COMMIT completes the certificate: it rejoins view 0 as an observer.
+    let out = feed(&mut r, commit(2, 0, &b1));
+    let record = persisted(&out).expect("the observer state is persisted");
+    assert_eq!((record.view, record.in_view_change, record.observed_view), (1, true, Some(0)));
+    assert!(matches!(out.last(), Some(Action::StatusChanged(s)) if s.view == 0 && s.mode == Mode::Normal));
+    assert_eq!(votes(&out), 0);
+    assert_eq!((r.status().view, r.status().mode, r.promised_view()), (0, Mode::Normal, 1));
+    assert!(r.is_observer());
+    // The body arrives again: height 1 commits. Height 2 goes through the whole normal case
+    // without a single vote from this replica, and commits on the others' certificate.
+    let mut out = feed(&mut r, Message::PrePrepare(pp(0, b1.clone())));
+    out.extend(feed(&mut r, Message::PrePrepare(pp(0, b2.clone()))));
+    for i in [1, 2] {
+        out.extend(feed(
+            &mut r,
+            Message::Prepare(Prepare::sign(CHAIN_ID, &validator_key(i), 0, 2, b2.digest(CHAIN_ID))),
+        ));
+    }
+    for i in [0, 1, 2] {
+        out.extend(feed(&mut r, commit(i, 0, &b2)));
+    }
+    assert_eq!(votes(&out), 0, "an observer signs no vote below its promise");
+    let heights: Vec<u64> = commits(&out).iter().map(|c| c.header.height).collect();
+    assert_eq!(heights, vec![1, 2]);
+    // Its own request timer never asks for a view below the promise; at the promise it resumes
+    // the view change it promised (a fresh, equally truthful VIEW-CHANGE for view 1).
+    r.handle(Input::ClientTxs(txs(1, 47)));
+    let out = r.handle(Input::Tick { now_ms: 10_000 });
+    assert!(matches!(broadcasts(&out)[0], Message::ViewChange(v) if v.view == 1));
+    assert_eq!((r.status().view, r.status().mode, r.promised_view()), (1, Mode::ViewChange, 1));
+
+    // A restart as an observer keeps the promise.
+    let mut r = replica(3);
+    r.handle(Input::ClientTxs(txs(1, 44)));
+    r.handle(Input::Tick { now_ms: 300 });
+    feed(&mut r, commit(0, 0, &b1));
+    feed(&mut r, commit(1, 0, &b1));
+    let out = feed(&mut r, commit(2, 0, &b1));
+    let Some(Action::PersistSafety(bytes)) = out.first() else { panic!("record first") };
+    let mut r = restored(3, bytes.clone());
+    assert_eq!((r.status().view, r.status().mode, r.promised_view()), (0, Mode::Normal, 1));
+    let out = feed(&mut r, Message::PrePrepare(pp(0, b1.clone())));
+    assert_eq!(votes(&out), 0, "still no vote in view 0 after the restart");
+}
+
+#[test]
+fn a_replica_in_a_view_change_that_2f_plus_1_asked_for_does_not_rejoin() {
+    // Castro & Liskov 2002, §4.5.2: once 2f+1 replicas asked for view v+1, the view change is under
+    // way (a late certificate of view v only tells of a batch the NEW-VIEW will carry); only a
+    // replica that is alone in its view change goes back.
+    let mut r = replica(3);
+    r.handle(Input::ClientTxs(txs(1, 48)));
+    r.handle(Input::Tick { now_ms: 300 });
+    for i in [0, 2] {
+        feed(&mut r, Message::ViewChange(vc(i, 1)));
+    }
+    let b1 = batch(1, 0, txs(1, 49));
+    for i in [0, 1, 2] {
+        feed(&mut r, commit(i, 0, &b1));
+    }
+    assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
+}
+
+#[test]
+fn an_observer_votes_again_from_the_committees_next_view_change() {
+    // Castro & Liskov 2002, §4.5.2: f+1 VIEW-CHANGEs for a view make a replica join it. For an
+    // observer whose promise is that view, joining means resuming its view change; the NEW-VIEW
+    // then makes it a full voter again.
+    let mut r = replica(3);
+    r.handle(Input::ClientTxs(txs(1, 50)));
+    r.handle(Input::Tick { now_ms: 300 });
+    let b1 = batch(1, 0, txs(1, 51));
+    for i in [0, 1, 2] {
+        feed(&mut r, commit(i, 0, &b1));
+    }
+    assert!(r.is_observer());
+    // Its own VIEW-CHANGE and one other are not f+1 others.
+    assert!(broadcasts(&feed(&mut r, Message::ViewChange(vc(0, 1)))).is_empty());
+    let out = feed(&mut r, Message::ViewChange(vc(2, 1)));
+    let mine = broadcasts(&out)
+        .into_iter()
+        .find_map(|m| if let Message::ViewChange(v) = m { Some(v.clone()) } else { None })
+        .expect("it resumes its view change");
+    assert_eq!(mine.view, 1);
+    assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
+    let vcs = vec![vc(0, 1), vc(2, 1), mine];
+    let plan = compute_plan(CHAIN_ID, &committee(N), 1, 5, &vcs, &|_| None).unwrap();
+    let nv = NewView::sign(CHAIN_ID, &validator_key(1), 1, 5, &vcs, &plan);
+    feed(&mut r, Message::NewView(nv));
+    assert_eq!((r.status().view, r.status().mode, r.promised_view()), (1, Mode::Normal, 1));
+    assert!(!r.is_observer());
+    let out = feed(&mut r, Message::PrePrepare(pp(1, batch(1, 1, txs(1, 52)))));
+    assert!(matches!(broadcasts(&out)[..], [Message::Prepare(p)] if p.view == 1));
+}
+
+#[test]
+fn a_replica_behind_in_views_gets_the_new_view_it_missed() {
+    // Castro & Liskov 2002, §4.5.2 (a replica that missed a view change must learn of the new
+    // view): a replica that asks for a view at or below the one the others are in is sent the
+    // NEW-VIEW that started it, at most once per retransmission interval; it accepts it and
+    // enters that view. A replica alone does not escalate, so this is how it finds the committee.
+    let gen = CheckpointProof::genesis(genesis().hash);
+    let vcs: Vec<ViewChange> =
+        [1, 2, 3].iter().map(|&i| ViewChange::sign(CHAIN_ID, &validator_key(i), 2, gen.clone(), Vec::new())).collect();
+    let plan = compute_plan(CHAIN_ID, &committee(N), 2, 5, &vcs, &|_| None).unwrap();
+    let nv = NewView::sign(CHAIN_ID, &validator_key(2), 2, 5, &vcs, &plan);
+    let mut r3 = replica(3);
+    feed(&mut r3, Message::NewView(nv));
+    assert_eq!((r3.status().view, r3.status().mode), (2, Mode::Normal));
+    // Validator 0 asks for view 1, which the committee passed.
+    let mut r0 = replica(0);
+    r0.handle(Input::ClientTxs(txs(1, 53)));
+    let out = r0.handle(Input::Tick { now_ms: 300 });
+    let ask = broadcasts(&out)
+        .into_iter()
+        .find_map(|m| if let Message::ViewChange(v) = m { Some(v.clone()) } else { None })
+        .expect("validator 0 asks for view 1");
+    let out = feed(&mut r3, Message::ViewChange(ask.clone()));
+    let answer = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Send { to, msg: Message::NewView(nv) } if *to == validator_key(0).public() => Some(nv.clone()),
+            _ => None,
+        })
+        .expect("the NEW-VIEW of view 2 goes back");
+    assert!(feed(&mut r3, Message::ViewChange(ask.clone())).is_empty(), "once per retransmission interval");
+    r3.handle(Input::Tick { now_ms: 150 });
+    assert_eq!(feed(&mut r3, Message::ViewChange(ask)).len(), 1, "and again after it");
+    feed(&mut r0, Message::NewView(answer));
+    assert_eq!((r0.status().view, r0.status().mode), (2, Mode::Normal));
+}
+
+#[test]
+fn a_certificate_of_a_higher_view_makes_a_replica_ask_for_that_view() {
+    // Castro & Liskov 2002, §4.5.2: f+1 VIEW-CHANGEs for a higher view prove an honest replica
+    // left this one; 2f+1 COMMITs of a higher view prove f+1 honest replicas entered it. The
+    // replica asks for that view, and the NEW-VIEW comes back in answer.
+    let mut r = replica(1);
+    let b1 = batch(1, 2, txs(1, 54));
+    let mut out = Vec::new();
+    for i in [0, 2, 3] {
+        out.extend(feed(&mut r, commit(i, 2, &b1)));
+    }
+    assert!(matches!(broadcasts(&out)[0], Message::ViewChange(v) if v.view == 2));
+    assert_eq!((r.status().view, r.status().mode), (2, Mode::ViewChange));
 }
 
 #[test]
@@ -545,6 +808,23 @@ fn safety_record_round_trips() {
     let back = SafetyRecord::decode(&s.encode(0)).unwrap();
     assert_eq!(back.view, 1);
     assert!(back.in_view_change);
+    assert_eq!(back.observed_view, None);
+    // A record written before observers existed (version 1: no observed view) still loads.
+    let v2 = s.encode(0);
+    let v1: Vec<u8> = [&[1u8][..], &v2[1..10], &v2[11..]].concat();
+    assert_eq!(SafetyRecord::decode(&v1).unwrap(), back);
+    // An observer of view 0 keeps its promise of view 1 through the record.
+    s.observe(0).unwrap();
+    let back = SafetyRecord::decode(&s.encode(0)).unwrap();
+    assert_eq!((back.view, back.in_view_change, back.observed_view), (1, true, Some(0)));
+    assert!(s.observe(1).is_err(), "only views below the promise are observed");
+    let mut forged = s.encode(0);
+    forged[11..19].copy_from_slice(&1u64.to_be_bytes());
+    assert!(matches!(SafetyRecord::decode(&forged), Err(ConsensusError::CorruptSafetyRecord(_))));
+    let mut promise = back.clone();
+    assert!(promise.vote_prepare(0, 2, Hash([2; 32])).is_err(), "an observer's record refuses every vote");
+    promise.stop_observing();
+    assert_eq!(promise.observed_view, None);
     assert_eq!(back.slots[&1].prepare, Some((0, Hash([1; 32]))));
     assert_eq!(back.slots[&1].prepared.as_ref().unwrap().txs.as_ref().map(Vec::len), Some(1));
     // Bodies at or below the executed height are left to the store: the record keeps the proof.
@@ -654,7 +934,7 @@ fn reject_pre_prepare_not_from_the_primary() {
 
 #[test]
 fn reject_duplicate_transaction_in_a_batch() {
-    // Castro & Liskov 2002, §4.2 with SPEC §3: a batch naming one request twice is invalid.
+    // Castro & Liskov 2002, §4.2 with protocol §3: a batch naming one request twice is invalid.
     let t = txs(1, 24);
     let m = pp(0, batch(1, 0, vec![t[0].clone(), t[0].clone()]));
     assert!(matches!(reject(Message::PrePrepare(m)), ConsensusError::DuplicateTxInBatch { height: 1, .. }));
@@ -768,7 +1048,7 @@ fn every_message_kind_round_trips_on_the_wire() {
 #[test]
 fn reject_pre_prepare_whose_sequence_is_not_its_height() {
     // Castro & Liskov 2002, §4.2: the sequence number is part of what the primary signs; in
-    // Ordo it is the block height (SPEC §4), so a prefix naming another height is malformed.
+    // Ordo it is the block height (protocol §4), so a prefix naming another height is malformed.
     let m = Message::PrePrepare(pp(0, batch(1, 0, txs(1, 31))));
     let mut bytes = m.encode();
     bytes[41..49].copy_from_slice(&2u64.to_be_bytes());

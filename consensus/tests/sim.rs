@@ -52,12 +52,13 @@ fn print_figures(name: &str, reports: &[Report]) {
     let k = reports.len() as f64;
     let cps = reports.iter().map(|r| r.commits_per_sim_second()).sum::<f64>() / k;
     let vcs = reports.iter().map(|r| r.view_changes as f64).sum::<f64>() / k;
+    let rejoins = reports.iter().map(|r| r.rejoins as f64).sum::<f64>() / k;
     let mpb = reports.iter().map(|r| r.messages_per_block()).sum::<f64>() / k;
     let blocks = reports.iter().map(|r| r.blocks as f64).sum::<f64>() / k;
     let done = reports.iter().map(|r| (r.sim_ms - r.heal_ms) as f64).sum::<f64>() / k;
     let worst = reports.iter().map(|r| r.sim_ms - r.heal_ms).max().unwrap_or(0);
     println!(
-        "figures {name:<26} seeds {:>5}  blocks {blocks:>5.1}  commits/sim-s {cps:>6.1}  view-changes {vcs:>5.2}  msgs/block {mpb:>6.1}  heal->done avg {done:>6.0} ms max {worst} ms",
+        "figures {name:<26} seeds {:>5}  blocks {blocks:>5.1}  commits/sim-s {cps:>6.1}  view-changes {vcs:>5.2}  rejoins {rejoins:>4.2}  msgs/block {mpb:>6.1}  heal->done avg {done:>6.0} ms max {worst} ms",
         reports.len()
     );
 }
@@ -104,6 +105,7 @@ ci_scenarios! {
     sim_twins_crash => "twins_crash",
     sim_n7_byzantine_lossy => "n7_byzantine_lossy",
     sim_n7_crash_isolate => "n7_crash_isolate",
+    sim_lone_higher_view => "lone_higher_view",
 }
 
 /// Replays exactly one (scenario, seed) named in the environment; does nothing without them.
@@ -195,6 +197,41 @@ fn regression_bug2b_o_set_ignores_prepared() {
     run_scenario_seed("partition_symmetric", 0);
     run_scenario_seed("twins_primary", 0);
     run_scenario_seed("lossy", 3);
+}
+
+/// Bug 3: the naive rejoin. A replica that asked alone for view v+1 and learns that the
+/// committee still commits in view v goes back to v as a full voter (its safety record returns to
+/// view v) instead of a non-voting observer. Its VIEW-CHANGE for v+1 promised no vote below v+1
+/// and a NEW-VIEW may still use it, so its votes in v can cost a committed batch (docs/consensus.md,
+/// "The lone replica"). Caught by the promise check in 146 of the 570 CI seeds, in 14 of 19
+/// scenarios: lone_higher_view seed 0 at 1118 ms (validator 2 signed a COMMIT for view 0 height 16
+/// after asking for view 1), partition_symmetric seed 0 at 1055 ms. With the promise check off,
+/// the agreement checker saw no violation in those 570 seeds: losing a batch takes a Byzantine
+/// VIEW-CHANGE on top of the stale one, which the simulation's attackers do not forge.
+#[test]
+fn regression_bug3_rejoin_votes_below_the_promise() {
+    run_scenario_seed("lone_higher_view", 0);
+    run_scenario_seed("partition_symmetric", 0);
+}
+
+/// Bug 4: escalation without 2f+1 VIEW-CHANGEs (the timer of the view change started when the
+/// replica asked, as before, instead of when 2f+1 asked). Caught by the lone-escalation check in
+/// 23 of the 570 CI seeds: twins_primary seed 2 at 1116 ms (validator 1 asked for view 2 while
+/// every honest replica was in view 0 and only it had asked for view 1), crash_restart seed 6 at
+/// 1232 ms. In lone_higher_view the rejoin brings the staller back before its timer expires.
+#[test]
+fn regression_bug4_lone_escalation() {
+    run_scenario_seed("twins_primary", 2);
+    run_scenario_seed("crash_restart", 6);
+}
+
+/// The testnet defect itself, planted back: no rejoin (a replica alone in view v+1 refuses the
+/// committee's view v until its next view change). lone_higher_view fails the convergence check
+/// in 24 of 30 seeds, seed 0 at 3604 ms (600 ms after everything committed, the staller still
+/// waits alone in view 1).
+#[test]
+fn regression_no_rejoin_lone_higher_view_seed_0() {
+    run_scenario_seed("lone_higher_view", 0);
 }
 
 /// Found by the soak, not planted: a prepared certificate survived a crash in the safety

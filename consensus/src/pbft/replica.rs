@@ -4,6 +4,10 @@
 //! with prepared certificates and NEW-VIEW re-proposals (§4.4), and catches up behind a stable
 //! checkpoint by fetching certified blocks (§4.3 "state transfer").
 //!
+//! A replica that asked alone for a view change while the rest of the committee kept committing
+//! rejoins the committee's view as a non-voting observer until the committee's next view change,
+//! keeping the promise its VIEW-CHANGE made (see docs/consensus.md, "The lone replica").
+//!
 //! Everything is bounded by a named limit in [`PbftConfig`]: the log by the watermark window,
 //! each sequence by `slot_max_vote_sets`, the view-change store by one message per validator,
 //! far checkpoints by one per validator, and the pending pool by `pool_max_txs`/`pool_max_bytes`.
@@ -129,6 +133,9 @@ pub struct Counters {
     pub messages_dropped: u64,
     pub fetches: u64,
     pub batches_proposed: u64,
+    /// Times this replica, waiting alone for a view change, rejoined the committee's lower view
+    /// as an observer.
+    pub rejoins: u64,
 }
 
 pub struct Replica {
@@ -150,15 +157,39 @@ pub struct Replica {
     checkpoint_votes: BTreeMap<u64, BTreeMap<PublicKey, (Hash, Signature)>>,
     view_changes: BTreeMap<PublicKey, ViewChange>,
     my_view_change: Option<ViewChange>,
-    my_new_view: Option<NewView>,
+    /// The NEW-VIEW that started the current view, sent by this replica as primary or accepted
+    /// from the primary. It is handed to a replica that asks for this view or a lower one: that
+    /// replica missed it, or missed the whole view change (see `answer_with_new_view`).
+    new_view: Option<NewView>,
+    /// When this replica last handed `new_view` to each validator: at most once per
+    /// retransmission interval per asker (one entry per validator).
+    new_view_answered_ms: BTreeMap<PublicKey, u64>,
     /// This replica's newest CHECKPOINT, re-sent so that a replica which missed it learns it is
     /// behind (it may have no pending work that would otherwise make it ask).
     my_checkpoint: Option<Checkpoint>,
     pool: Pool,
     next_height: u64,
     view_started_ms: u64,
-    /// When this replica last committed a height: the request timer restarts on progress.
-    last_progress_ms: u64,
+    /// When the primary of the current view last showed progress (a PRE-PREPARE for a new height,
+    /// or a new height certified in this view): the request timer restarts then. It measures the
+    /// primary, not this replica's own backlog (see `note_certificate`).
+    primary_progress_ms: u64,
+    /// The highest height pre-prepared in the current view, and the highest height certified
+    /// (2f+1 COMMITs) in the current view, as far as this replica has seen.
+    view_pre_prepared_height: u64,
+    view_certified_height: u64,
+    /// When this replica, changing view, first held 2f+1 VIEW-CHANGEs for its view (or above):
+    /// only from then may it escalate to the next view (§4.5.2). A replica alone never does.
+    vc_quorum_since_ms: Option<u64>,
+    /// The last view this replica was in normal mode in (voting or observing); a certificate of a
+    /// lower view is old news and never makes it rejoin that view.
+    last_normal_view: u64,
+    /// The highest height this replica saw certified (in any view), and that height when it last
+    /// sent its VIEW-CHANGE: only a certificate above the mark is news that the committee still
+    /// commits. COMMITs are re-sent for a long time, and a certificate completed late by them
+    /// says nothing about the committee now.
+    highest_certified_height: u64,
+    view_change_certified_mark: u64,
     backoff: u32,
     last_retransmit_ms: u64,
     sync: Option<Sync>,
@@ -192,10 +223,15 @@ impl Replica {
             Some(bytes) => SafetyRecord::decode(bytes)?,
             None => SafetyRecord::new(genesis_hash),
         };
-        let mode = if safety.in_view_change { Mode::ViewChange } else { Mode::Normal };
+        // An observer restarts as an observer of the same view; its promise is the record's view.
+        let (view, mode) = match safety.observed_view {
+            Some(v) => (v, Mode::Normal),
+            None if safety.in_view_change => (safety.view, Mode::ViewChange),
+            None => (safety.view, Mode::Normal),
+        };
         let stable = safety.checkpoint.clone();
         let mut r = Replica {
-            view: safety.view,
+            view,
             mode,
             stable,
             safety,
@@ -212,12 +248,19 @@ impl Replica {
             checkpoint_votes: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             my_view_change: None,
-            my_new_view: None,
+            new_view: None,
+            new_view_answered_ms: BTreeMap::new(),
             my_checkpoint: None,
             pool: Pool::default(),
             next_height: 0,
             view_started_ms: now_ms,
-            last_progress_ms: now_ms,
+            primary_progress_ms: now_ms,
+            view_pre_prepared_height: 0,
+            view_certified_height: 0,
+            vc_quorum_since_ms: None,
+            last_normal_view: if mode == Mode::Normal { view } else { 0 },
+            highest_certified_height: restore.executed_height,
+            view_change_certified_mark: restore.executed_height,
             backoff: 0,
             last_retransmit_ms: now_ms,
             sync: None,
@@ -291,6 +334,18 @@ impl Replica {
 
     pub fn view(&self) -> u64 {
         self.view
+    }
+
+    /// The view this replica promised with its last VIEW-CHANGE (or entered): it signs no
+    /// PRE-PREPARE, PREPARE or COMMIT in any view below it. Above [`Replica::view`] exactly while
+    /// it follows the committee's lower view as a non-voting observer.
+    pub fn promised_view(&self) -> u64 {
+        self.safety.view
+    }
+
+    /// True while this replica follows a view below its promise without voting in it.
+    pub fn is_observer(&self) -> bool {
+        self.mode == Mode::Normal && self.view < self.safety.view
     }
 
     pub fn counters(&self) -> Counters {
@@ -377,7 +432,7 @@ impl Replica {
     /// The primary forms batches: early when a full batch is pending, otherwise once the oldest
     /// unproposed transaction waited `batch_timeout_ms`; never beyond the high watermark.
     fn try_propose(&mut self) {
-        if self.mode != Mode::Normal || !self.is_primary() {
+        if self.mode != Mode::Normal || !self.is_primary() || self.is_observer() {
             return;
         }
         // Heights this replica already committed are final; never assign them again.
@@ -499,11 +554,16 @@ impl Replica {
                 return;
             }
         }
-        if let Err(e) = self.safety.vote_prepare(pp.view, h, d) {
-            self.drop_msg(e);
-            return;
+        // An observer keeps the batch (the committee may certify it, and a certificate needs the
+        // body to commit) but never votes below its promise: it sends no PREPARE.
+        let observer = self.is_observer();
+        if !observer {
+            if let Err(e) = self.safety.vote_prepare(pp.view, h, d) {
+                self.drop_msg(e);
+                return;
+            }
+            self.dirty = true;
         }
-        self.dirty = true;
         let slot = self.log.entry(h).or_default();
         slot.accepted =
             Some(Accepted { view: pp.view, digest: d, header: pp.batch.header, primary_signature: pp.signature });
@@ -512,12 +572,28 @@ impl Replica {
             slot.bodies.remove(&evict);
         }
         slot.bodies.insert(d, pp.batch);
-        let prepare = Prepare::sign(&self.ctx.chain_id, &self.key, pp.view, h, d);
-        insert_vote(&mut slot.prepares, (pp.view, d), self.me, prepare.signature, max_sets);
-        slot.my_prepare = Some(prepare.clone());
-        self.broadcast(Message::Prepare(prepare));
-        self.check_prepared(h);
+        self.note_pre_prepare(h);
+        if !observer {
+            let prepare = Prepare::sign(&self.ctx.chain_id, &self.key, pp.view, h, d);
+            let slot = self.log.get_mut(&h).expect("slot exists");
+            insert_vote(&mut slot.prepares, (pp.view, d), self.me, prepare.signature, max_sets);
+            slot.my_prepare = Some(prepare.clone());
+            self.broadcast(Message::Prepare(prepare));
+            self.check_prepared(h);
+        }
         self.check_committed(h);
+    }
+
+    /// A PRE-PREPARE of the current view for a new height is progress of its primary: the request
+    /// timer restarts. Only within `max_in_flight` heights of what this replica saw certified,
+    /// which an honest primary never exceeds, so a faulty primary proposing batches that never
+    /// commit postpones its suspicion by at most `max_in_flight` timeouts.
+    fn note_pre_prepare(&mut self, h: u64) {
+        let certified = self.view_certified_height.max(self.committed_height);
+        if h > self.view_pre_prepared_height && h <= certified.saturating_add(self.cfg.max_in_flight) {
+            self.view_pre_prepared_height = h;
+            self.primary_progress_ms = self.now_ms;
+        }
     }
 
     fn on_prepare(&mut self, p: Prepare) {
@@ -539,7 +615,10 @@ impl Replica {
     fn check_prepared(&mut self, h: u64) {
         let Some(slot) = self.log.get(&h) else { return };
         let Some(a) = slot.accepted.clone() else { return };
-        if a.view != self.view || self.mode != Mode::Normal || slot.my_commit.as_ref().is_some_and(|c| c.view == a.view)
+        if a.view != self.view
+            || self.mode != Mode::Normal
+            || self.is_observer()
+            || slot.my_commit.as_ref().is_some_and(|c| c.view == a.view)
         {
             return;
         }
@@ -569,11 +648,15 @@ impl Replica {
         }
         self.dirty = true;
         let commit = Commit::sign(&self.ctx.chain_id, &self.key, a.view, h, a.digest);
-        let max_sets = self.cfg.slot_max_vote_sets;
+        let (max_sets, quorum) = (self.cfg.slot_max_vote_sets, self.quorum());
         let slot = self.log.get_mut(&h).expect("slot exists");
         insert_vote(&mut slot.commits, (a.view, a.digest), self.me, commit.signature, max_sets);
+        let certified = slot.commits[&(a.view, a.digest)].len() >= quorum;
         slot.my_commit = Some(commit.clone());
         self.broadcast(Message::Commit(commit));
+        if certified {
+            self.note_certificate(a.view, h);
+        }
         self.check_committed(h);
     }
 
@@ -596,14 +679,58 @@ impl Replica {
             });
             return;
         }
-        let max_sets = self.cfg.slot_max_vote_sets;
+        let (max_sets, quorum) = (self.cfg.slot_max_vote_sets, self.quorum());
         let slot = self.log.entry(c.height).or_default();
         insert_vote(&mut slot.commits, (c.view, c.digest), c.from, c.signature, max_sets);
+        if slot.commits.get(&(c.view, c.digest)).is_some_and(|v| v.len() >= quorum) {
+            self.note_certificate(c.view, c.height);
+        }
         self.check_committed(c.height);
     }
 
+    /// A commit certificate (2f+1 COMMITs, or a fetched certified block) for `view` at height `h`,
+    /// seen before the height is committed here. Certificates show where the committee is:
+    /// - in this replica's view, the primary makes progress: the request timer restarts. A backup
+    ///   behind on its own work (bodies, execution) commits late, but sees the certificates, so
+    ///   it does not suspect a primary that the others follow (§4.4 restarts the timer when a
+    ///   request executes; here the committee's execution is what counts).
+    /// - in a lower view, while this replica waits for a view change that at most f validators
+    ///   (itself included) asked for, at a height above its own and above any it had seen
+    ///   certified when it asked: the committee is still committing there, and this replica
+    ///   rejoins that view as a non-voting observer. (f+1 VIEW-CHANGEs would make every other
+    ///   replica join the view change, so the replica waits for it instead.)
+    /// - in a higher view: 2f+1 validators, f+1 of them honest, entered it. This replica follows
+    ///   it (as an observer below its promise) or asks for it with a VIEW-CHANGE, which the
+    ///   committee answers with that view's NEW-VIEW.
+    fn note_certificate(&mut self, view: u64, h: u64) {
+        let news = h > self.view_change_certified_mark.max(self.committed_height);
+        self.highest_certified_height = self.highest_certified_height.max(h);
+        if view == self.view {
+            if self.mode == Mode::Normal && h > self.view_certified_height {
+                self.view_certified_height = h;
+                self.primary_progress_ms = self.now_ms;
+            }
+        } else if view < self.view {
+            // PLANTED BUG: no rejoin.
+            if false && self.mode == Mode::ViewChange
+                && news
+                && view >= self.last_normal_view
+                && self.view_changes_at_or_above(self.view) < self.ctx.committee.weak_quorum()
+            {
+                self.counters.rejoins += 1;
+                self.observe(view);
+                self.view_certified_height = h;
+            }
+        } else if self.is_observer() && view < self.safety.view {
+            self.observe(view);
+            self.view_certified_height = h;
+        } else {
+            self.ask_for_view(view);
+        }
+    }
+
     /// Committed-local (§4.2): 2f+1 COMMITs from distinct validators for one (view, digest),
-    /// and the batch's body. The COMMITs are the SPEC §6 certificate.
+    /// and the batch's body. The COMMITs are the protocol §6 certificate.
     fn check_committed(&mut self, h: u64) {
         let quorum = self.quorum();
         let Some(slot) = self.log.get_mut(&h) else { return };
@@ -647,7 +774,7 @@ impl Replica {
         assert_eq!(b.certificate.batch_digest(), d, "a certificate names the batch it certifies");
         self.committed_digests.insert(h, d);
         self.committed_height = h;
-        self.last_progress_ms = self.now_ms;
+        self.highest_certified_height = self.highest_certified_height.max(h);
         self.tip_certificate = Some(b.certificate.clone());
         for tx in &b.txs {
             self.pool.remove(&tx.id());
@@ -768,6 +895,19 @@ impl Replica {
 
     fn on_synced(&mut self, mut blocks: Vec<Verified<CommittedBatch>>) {
         blocks.sort_by_key(|b| b.header.height);
+        // The newest certificate of the answer tells where the committee is (verification
+        // checked it against the committee).
+        let newest = blocks
+            .iter()
+            .filter(|b| b.header.height > self.committed_height)
+            .filter_map(|b| match &b.certificate {
+                Certificate::Pbft(c) => Some((c.view, c.height)),
+                _ => None,
+            })
+            .max();
+        if let Some((view, h)) = newest {
+            self.note_certificate(view, h);
+        }
         for b in blocks {
             let b = b.into_inner();
             if b.header.height != self.committed_height + 1 {
@@ -840,17 +980,36 @@ impl Replica {
         ViewChange::sign(&self.ctx.chain_id, &self.key, view, self.stable.clone(), prepared)
     }
 
+    /// Resets what this replica measures per view, on entering `view` in `mode`.
+    fn begin_view(&mut self, view: u64, mode: Mode) {
+        self.view = view;
+        self.mode = mode;
+        self.view_started_ms = self.now_ms;
+        self.primary_progress_ms = self.now_ms;
+        self.view_pre_prepared_height = 0;
+        self.view_certified_height = 0;
+        self.vc_quorum_since_ms = None;
+        self.new_view = None;
+        if mode == Mode::Normal {
+            self.last_normal_view = view;
+        }
+    }
+
     fn start_view_change(&mut self, view: u64) {
         if view <= self.safety.view {
             return;
         }
         self.safety.start_view_change(view).expect("view strictly increases");
         self.dirty = true;
-        self.view = view;
-        self.mode = Mode::ViewChange;
-        self.view_started_ms = self.now_ms;
         self.counters.view_changes_started += 1;
-        self.my_new_view = None;
+        self.send_view_change(view);
+    }
+
+    /// Enters view-change mode for `view` (the record already says so) and multicasts this
+    /// replica's VIEW-CHANGE for it.
+    fn send_view_change(&mut self, view: u64) {
+        self.begin_view(view, Mode::ViewChange);
+        self.view_change_certified_mark = self.highest_certified_height;
         self.pool.unpropose_all();
         for slot in self.log.values_mut() {
             slot.my_pre_prepare = None;
@@ -860,7 +1019,79 @@ impl Replica {
         self.my_view_change = Some(vc.clone());
         self.view_changes.insert(self.me, vc.clone());
         self.broadcast(Message::ViewChange(vc));
+        self.note_view_change_quorum();
         self.try_new_view();
+    }
+
+    /// Moves to `view`, which the committee is known to be in or moving to: by a VIEW-CHANGE, or,
+    /// for the view this replica already promised (an observer), by resuming that view change.
+    fn ask_for_view(&mut self, view: u64) {
+        if view > self.safety.view {
+            self.start_view_change(view);
+        } else if view == self.safety.view && self.is_observer() {
+            self.resume_view_change();
+        }
+    }
+
+    /// An observer goes back to waiting for the NEW-VIEW of its promised view and multicasts a
+    /// fresh VIEW-CHANGE for it. The fresh one is as truthful as the first: an observer prepares
+    /// nothing, so its prepared certificates are the same (minus those a newer stable checkpoint
+    /// covers).
+    fn resume_view_change(&mut self) {
+        self.safety.stop_observing();
+        self.dirty = true;
+        self.send_view_change(self.safety.view);
+    }
+
+    /// Follows `view`, below the promise, as a non-voting observer (see `note_certificate`): it
+    /// accepts and stores the view's PRE-PREPAREs, PREPAREs and COMMITs, commits on 2f+1 COMMITs
+    /// plus the body, and signs nothing. Its VIEW-CHANGE for the promised view stays truthful, so
+    /// the committee may still use it at its next view change.
+    fn observe(&mut self, view: u64) {
+        self.safety.observe(view).expect("an observed view lies below the promise of an outstanding view change");
+        self.dirty = true;
+        self.begin_view(view, Mode::Normal);
+        self.view_changes.retain(|_, v| v.view > view);
+        for slot in self.log.values_mut() {
+            slot.my_pre_prepare = None;
+            slot.my_prepare = None;
+        }
+    }
+
+    /// VIEW-CHANGEs held for `view` or above, this replica's own included.
+    fn view_changes_at_or_above(&self, view: u64) -> usize {
+        self.view_changes.values().filter(|v| v.view >= view).count()
+    }
+
+    /// Starts the escalation timer of §4.5.2 once this replica, changing view, holds 2f+1
+    /// VIEW-CHANGEs for its view (or above: a sender that moved further has left this view too).
+    fn note_view_change_quorum(&mut self) {
+        if self.mode == Mode::ViewChange
+            && self.vc_quorum_since_ms.is_none()
+            && self.view_changes_at_or_above(self.view) >= self.quorum()
+        {
+            self.vc_quorum_since_ms = Some(self.now_ms);
+        }
+    }
+
+    /// Hands the NEW-VIEW of the current view to a replica that asked for this view or a lower
+    /// one: it missed the NEW-VIEW, or a whole view change (for instance it was cut off, or
+    /// waited alone for a view the committee has since passed), and a replica alone does not
+    /// escalate to find the committee. At most once per retransmission interval per asker, which
+    /// re-sends its VIEW-CHANGE at that pace: a NEW-VIEW can be large.
+    fn answer_with_new_view(&mut self, to: PublicKey) {
+        let Some(nv) = &self.new_view else { return };
+        if to == self.me
+            || self
+                .new_view_answered_ms
+                .get(&to)
+                .is_some_and(|t| self.now_ms < t.saturating_add(self.cfg.retransmit_interval_ms))
+        {
+            return;
+        }
+        let msg = Message::NewView(nv.clone());
+        self.new_view_answered_ms.insert(to, self.now_ms);
+        self.out.push(Action::Send { to, msg });
     }
 
     fn on_view_change(&mut self, vc: ViewChange) {
@@ -875,11 +1106,12 @@ impl Replica {
         if vc.view > self.view {
             self.help_laggard(&vc);
         }
-        if vc.view == self.view && self.mode == Mode::Normal {
-            // A replica still asking for the view this replica already entered missed the
-            // NEW-VIEW: the primary sends it again.
-            if let Some(nv) = &self.my_new_view {
-                self.out.push(Action::Send { to: vc.from, msg: Message::NewView(nv.clone()) });
+        if vc.view <= self.view && self.mode == Mode::Normal {
+            // A replica still asking for this view, or a lower one, missed the NEW-VIEW that
+            // started this view: it gets it again.
+            self.answer_with_new_view(vc.from);
+            if vc.view < self.view {
+                self.drop_msg(ConsensusError::StaleView { view: vc.view, current: self.view });
             }
             return;
         }
@@ -894,18 +1126,22 @@ impl Replica {
             }
         }
         // Joining a higher view on f+1 VIEW-CHANGEs (§4.5.2): at least one is honest, so this
-        // replica moves to the highest view that f+1 others have asked for.
-        let current = self.view;
-        let mut higher: Vec<u64> = self.view_changes.values().map(|v| v.view).filter(|v| *v > current).collect();
+        // replica moves to the highest view that f+1 others have asked for. An observer's own
+        // VIEW-CHANGE (for its promised view, above the view it follows) is not one of them, and
+        // an observer can only go back to voting at or above its promise.
+        let (current, me) = (self.view, self.me);
+        let mut higher: Vec<u64> =
+            self.view_changes.iter().filter(|(k, v)| **k != me && v.view > current).map(|(_, v)| v.view).collect();
         higher.sort_unstable_by(|a, b| b.cmp(a));
         let f1 = self.ctx.committee.weak_quorum();
         if higher.len() >= f1 {
             let target = higher[f1 - 1];
-            if target > current {
-                self.start_view_change(target);
+            if target >= self.safety.view && target > current {
+                self.ask_for_view(target);
                 return;
             }
         }
+        self.note_view_change_quorum();
         self.try_new_view();
     }
 
@@ -955,10 +1191,8 @@ impl Replica {
             }
         };
         let nv = NewView::sign(&self.ctx.chain_id, &self.key, self.view, self.now_ms, &vcs, &plan);
-        self.my_new_view = Some(nv.clone());
-        let sigs = nv.pre_prepare_signatures.clone();
-        self.broadcast(Message::NewView(nv));
-        self.enter_new_view(self.view, plan, &sigs);
+        self.broadcast(Message::NewView(nv.clone()));
+        self.enter_new_view(nv, plan);
     }
 
     /// Starts fetching certified blocks up to the highest prepared certificate in `vcs` whose
@@ -1011,20 +1245,30 @@ impl Replica {
                 return;
             }
         };
-        self.enter_new_view(nv.view, plan, &nv.pre_prepare_signatures);
+        self.enter_new_view(nv, plan);
     }
 
     /// Enters `view` with the O-set `plan`: every re-proposed or empty batch is pre-prepared in
     /// the new view, and the backups prepare it as if the PRE-PREPARE had just arrived.
-    fn enter_new_view(&mut self, view: u64, plan: NewViewPlan, pre_prepare_signatures: &[Signature]) {
+    ///
+    /// A view below this replica's promise (an observer learning of the committee's next view
+    /// before it reaches the promise) is followed as an observer: the O-set is stored, not
+    /// prepared.
+    fn enter_new_view(&mut self, nv: NewView, plan: NewViewPlan) {
+        let view = nv.view;
+        let pre_prepare_signatures = nv.pre_prepare_signatures.clone();
         assert_eq!(plan.batches.len(), pre_prepare_signatures.len(), "one pre-prepare signature per O-set entry");
-        self.safety.enter_view(view).expect("NEW-VIEW views never go below the record");
+        let voting = view >= self.safety.view;
+        if voting {
+            self.safety.enter_view(view).expect("NEW-VIEW views never go below the record");
+            self.my_view_change = None;
+        } else {
+            self.safety.observe(view).expect("an observer follows views below its promise");
+        }
         self.dirty = true;
-        self.view = view;
-        self.mode = Mode::Normal;
-        self.view_started_ms = self.now_ms;
+        self.begin_view(view, Mode::Normal);
+        self.new_view = Some(nv);
         self.counters.new_views_accepted += 1;
-        self.my_view_change = None;
         self.view_changes.retain(|_, v| v.view > view);
         if plan.checkpoint.height > self.stable.height {
             self.stabilize(plan.checkpoint.clone());
@@ -1038,7 +1282,7 @@ impl Replica {
         let primary = self.is_primary();
         let max_sets = self.cfg.slot_max_vote_sets;
         let max_planned = plan.batches.last().map_or(0, |b| b.header.height);
-        for (batch, sig) in plan.batches.into_iter().zip(pre_prepare_signatures) {
+        for (batch, sig) in plan.batches.into_iter().zip(&pre_prepare_signatures) {
             let h = batch.header.height;
             if h <= self.stable.height {
                 continue;
@@ -1057,6 +1301,9 @@ impl Replica {
             let slot = self.log.entry(h).or_default();
             slot.accepted = Some(Accepted { view, digest: d, header, primary_signature: *sig });
             slot.bodies.insert(d, batch);
+            if !voting {
+                continue;
+            }
             if !primary {
                 if let Err(e) = self.safety.vote_prepare(view, h, d) {
                     self.drop_msg(e);
@@ -1083,25 +1330,36 @@ impl Replica {
         match self.mode {
             Mode::Normal => {
                 // A replica holding a transaction not ordered within its timeout suspects the
-                // primary (§4.4). As in the paper, the timer restarts whenever a request executes
-                // (any commit here) and whenever a view starts: under a backlog the oldest
-                // transaction may wait far longer than the timeout while the primary is making
-                // steady progress, and suspecting it then only stops the committee.
+                // primary (§4.4). The timer restarts whenever the view starts and whenever the
+                // primary shows progress (a PRE-PREPARE for a new height, a new height certified
+                // in this view): under a backlog the oldest transaction may wait far longer than
+                // the timeout while the primary makes steady progress, and a backup behind on its
+                // own work must not take its own lag for a faulty primary.
                 if let Some(oldest) = self.pool.oldest_arrival_ms() {
-                    let since = oldest.max(self.view_started_ms).max(self.last_progress_ms);
+                    let since = oldest.max(self.view_started_ms).max(self.primary_progress_ms);
                     if self.now_ms >= since + self.timeout_ms() {
-                        self.start_view_change(self.view + 1);
+                        // An observer never asks for a view below its promise: it goes back to
+                        // the view change it promised, so that a committee whose primary failed
+                        // (or a committee of observers) gets its VIEW-CHANGE again.
+                        self.ask_for_view((self.view + 1).max(self.safety.view));
                     }
                 }
             }
             Mode::ViewChange => {
-                if self.now_ms >= self.view_started_ms + self.timeout_ms() {
-                    if self.pool.txs.is_empty() {
-                        // Nothing waits on this view change: keep waiting without escalating.
-                        self.view_started_ms = self.now_ms;
-                    } else {
-                        self.backoff = self.backoff.saturating_add(1);
-                        self.start_view_change(self.view + 1);
+                // §4.5.2: the NEW-VIEW timer starts only once 2f+1 VIEW-CHANGEs for this view are
+                // in; when it expires the replica moves on to the next view, waiting twice as
+                // long. A replica alone never holds 2f+1, so it never escalates past the view it
+                // first asked for: a backup whose own backlog made it suspect a healthy primary
+                // stays one view ahead, where a certificate from the committee brings it back.
+                if let Some(since) = self.vc_quorum_since_ms {
+                    if self.now_ms >= since + self.timeout_ms() {
+                        if self.pool.txs.is_empty() {
+                            // Nothing waits on this view change: keep waiting without escalating.
+                            self.vc_quorum_since_ms = Some(self.now_ms);
+                        } else {
+                            self.backoff = self.backoff.saturating_add(1);
+                            self.start_view_change(self.view + 1);
+                        }
                     }
                 }
             }

@@ -4,6 +4,11 @@
 //! COMMIT that conflicts with one it signed before the crash, never votes in a view it left, and
 //! still reports its prepared certificates in VIEW-CHANGEs (Castro & Liskov 2002, §4.4 and §4.5
 //! assume exactly this state survives a crash).
+//!
+//! The record also keeps a replica's *promise*: `view` is the highest view it asked for, and it
+//! signs nothing below it, even while it follows a lower view that the rest of the committee is
+//! still committing in, as a non-voting observer (`observed_view`; see docs/consensus.md, "The
+//! lone replica").
 
 use std::collections::BTreeMap;
 
@@ -17,7 +22,8 @@ use super::messages::{
 };
 use crate::error::{ConsensusError, Result};
 
-const RECORD_VERSION: u8 = 1;
+/// Version 2 added `observed_view`; a version 1 record (no observer state) still loads.
+const RECORD_VERSION: u8 = 2;
 
 /// What this replica signed for one height.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,11 +41,17 @@ pub struct SlotRecord {
 /// The persisted safety record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SafetyRecord {
-    /// The highest view this replica entered or asked to move to; it signs nothing below it.
+    /// The highest view this replica entered or asked to move to, its promise: it signs nothing
+    /// below it.
     pub view: u64,
     /// True when it sent a VIEW-CHANGE for `view` and has not accepted its NEW-VIEW: it then
     /// signs no PRE-PREPARE, PREPARE or COMMIT at all.
     pub in_view_change: bool,
+    /// Some(v), v < `view`, while the replica follows view v as a non-voting observer: it learned
+    /// that the committee is still committing in v, which it promised (with its VIEW-CHANGE for
+    /// `view`) never to vote in. `in_view_change` stays true: it votes nowhere until a NEW-VIEW
+    /// for a view at or above `view`.
+    pub observed_view: Option<u64>,
     /// Its last stable checkpoint with proof; heights at or below it are final.
     pub checkpoint: CheckpointProof,
     pub slots: BTreeMap<u64, SlotRecord>,
@@ -50,6 +62,7 @@ impl SafetyRecord {
         SafetyRecord {
             view: 0,
             in_view_change: false,
+            observed_view: None,
             checkpoint: CheckpointProof::genesis(genesis_hash),
             slots: BTreeMap::new(),
         }
@@ -113,7 +126,26 @@ impl SafetyRecord {
         }
         self.view = view;
         self.in_view_change = true;
+        self.observed_view = None;
         Ok(())
+    }
+
+    /// Follows the lower view `view` as a non-voting observer, keeping the promise: only while a
+    /// VIEW-CHANGE for the promised view is outstanding, and only below it.
+    pub fn observe(&mut self, view: u64) -> Result<()> {
+        if !self.in_view_change || view >= self.view {
+            return Err(ConsensusError::SafetyViolation(format!(
+                "observing view {view} with promised view {} (view change: {})",
+                self.view, self.in_view_change
+            )));
+        }
+        self.observed_view = Some(view);
+        Ok(())
+    }
+
+    /// Stops observing: the replica waits again for the NEW-VIEW of its promised view.
+    pub fn stop_observing(&mut self) {
+        self.observed_view = None;
     }
 
     /// Enters `view` after a valid NEW-VIEW: never below a view already entered or asked for.
@@ -123,6 +155,7 @@ impl SafetyRecord {
         }
         self.view = view;
         self.in_view_change = false;
+        self.observed_view = None;
         Ok(())
     }
 
@@ -141,6 +174,14 @@ impl SafetyRecord {
     pub fn encode(&self, bodies_above: u64) -> Vec<u8> {
         let mut w = Writer::with_capacity(256 + self.slots.len() * 256);
         w.u8(RECORD_VERSION).u64(self.view).u8(self.in_view_change as u8);
+        match self.observed_view {
+            None => {
+                w.u8(0);
+            }
+            Some(v) => {
+                w.u8(1).u64(v);
+            }
+        }
         self.checkpoint.encode(&mut w);
         w.u32(self.slots.len() as u32);
         for (h, s) in &self.slots {
@@ -183,11 +224,22 @@ impl SafetyRecord {
         let corrupt = |e: ordo_chain::ChainError| ConsensusError::CorruptSafetyRecord(e.to_string());
         let mut r = Reader::new(bytes);
         let version = r.u8().map_err(corrupt)?;
-        if version != RECORD_VERSION {
+        if version != RECORD_VERSION && version != 1 {
             return Err(ConsensusError::CorruptSafetyRecord(format!("unknown record version {version}")));
         }
         let view = r.u64().map_err(corrupt)?;
         let in_view_change = r.u8().map_err(corrupt)? == 1;
+        let observed_view = if version >= 2 && r.u8().map_err(corrupt)? == 1 {
+            let v = r.u64().map_err(corrupt)?;
+            if v >= view || !in_view_change {
+                return Err(ConsensusError::CorruptSafetyRecord(format!(
+                    "observed view {v} is not below the promised view {view} of an outstanding view change"
+                )));
+            }
+            Some(v)
+        } else {
+            None
+        };
         let checkpoint =
             CheckpointProof::decode(&mut r).map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?;
         let n = r.u32().map_err(corrupt)?;
@@ -219,6 +271,6 @@ impl SafetyRecord {
             slots.insert(h, SlotRecord { prepare: votes[0], commit: votes[1], prepared });
         }
         r.finish().map_err(corrupt)?;
-        Ok(SafetyRecord { view, in_view_change, checkpoint, slots })
+        Ok(SafetyRecord { view, in_view_change, observed_view, checkpoint, slots })
     }
 }

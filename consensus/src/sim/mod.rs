@@ -6,6 +6,9 @@
 //! replicas crash and restart from their store; up to f validators are Byzantine (or run as
 //! Twins). After every event the checker asserts agreement and validity; after the faults stop,
 //! every submitted transaction must commit at every honest replica within a bound (liveness).
+//! It also watches what honest replicas send: none signs a vote in a view below one it asked
+//! for (its promise), and none asks for a view more than one above every honest replica's view
+//! without 2f+1 VIEW-CHANGEs for the view below it (or f+1 for views at or above it).
 //!
 //! The same (scenario, seed) always produces the same event trace; its hash is in the report.
 
@@ -24,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use crate::config::PbftConfig;
-use crate::interface::{Action, CommittedBatch, Consensus, Input};
+use crate::interface::{Action, CommittedBatch, Consensus, Input, Mode};
 use crate::pbft::messages::{Message, WireMessage};
 use crate::pbft::replica::{Replica, Restore};
 use crate::pbft::verify::{verify_block, verify_message, VerifyContext};
@@ -73,6 +76,8 @@ pub struct Report {
     pub txs: usize,
     /// View changes started, summed over honest replicas.
     pub view_changes: u64,
+    /// Times an honest replica, waiting alone for a view change, rejoined the committee's view.
+    pub rejoins: u64,
     /// The highest view any honest replica reached.
     pub max_view: u64,
     /// Messages delivered to replicas.
@@ -123,6 +128,13 @@ enum Event {
         blocks: Vec<Verified<CommittedBatch>>,
     },
     Repartition,
+    /// Node `who` stops processing anything until `until` (see `Scenario::stalls`).
+    Stall {
+        who: usize,
+        until: u64,
+    },
+    /// A stalled node resumes: its clock jumped, and what queued up meanwhile reaches it now.
+    Resume(usize),
     Heal,
     /// Clients re-send every transaction a replica has not committed (Castro & Liskov 2002,
     /// §4.1: a client that gets no reply broadcasts its request to all replicas).
@@ -142,6 +154,13 @@ struct Node {
     replay: VecDeque<Rc<Verified<Message>>>,
     /// For an equivocating primary: the alternative digest it sent at each height.
     alt_digests: BTreeMap<u64, Hash>,
+    /// While stalled: until when, and the client transactions that queued up meanwhile.
+    stalled_until: u64,
+    backlog: Vec<VerifiedTx>,
+    /// The highest view this node sent a VIEW-CHANGE for (its promise, kept across restarts
+    /// like its safety record), and every vote it ever sent as (kind, view, height, digest).
+    promised_view: u64,
+    votes_sent: BTreeSet<(u8, u64, u64, Hash)>,
 }
 
 struct Sim {
@@ -160,6 +179,13 @@ struct Sim {
     canon: BTreeMap<u64, Hash>,
     blocked: Vec<Vec<bool>>,
     healed: bool,
+    /// Validators that sent a (valid) VIEW-CHANGE, per view.
+    view_change_senders: BTreeMap<u64, BTreeSet<usize>>,
+    /// The highest view an honest replica was in normal mode in.
+    normal_view_max: u64,
+    /// With `Scenario::converge`: when everything had committed (the run goes on for two
+    /// view-change timeouts after it).
+    done_at: Option<u64>,
     trace: Sha256,
     messages: u64,
     events: u64,
@@ -238,6 +264,10 @@ impl Sim {
                     applied_ids: BTreeSet::new(),
                     replay: VecDeque::new(),
                     alt_digests: BTreeMap::new(),
+                    stalled_until: 0,
+                    backlog: Vec::new(),
+                    promised_view: 0,
+                    votes_sent: BTreeSet::new(),
                 }
             })
             .collect();
@@ -258,6 +288,9 @@ impl Sim {
             canon: BTreeMap::new(),
             blocked: vec![vec![false; count]; count],
             healed: false,
+            view_change_senders: BTreeMap::new(),
+            normal_view_max: 0,
+            done_at: None,
             trace: Sha256::new(),
             messages: 0,
             events: 0,
@@ -312,6 +345,13 @@ impl Sim {
                 self.schedule((at + down).min(fault), Event::Restart(who));
             }
         }
+        // One replica stalls again and again: each time it is alone in asking for a view change.
+        let who = if self.sc.stalls > 0 { self.rng.gen_range(0..n_nodes) } else { 0 };
+        for _ in 0..self.sc.stalls {
+            let at = self.rng.gen_range(fault / 10..fault * 3 / 4);
+            let down = self.rng.gen_range(400..900);
+            self.schedule(at, Event::Stall { who, until: (at + down).min(fault) });
+        }
         if self.sc.partition != Partition::None {
             let mut t = self.rng.gen_range(0..200);
             while t < fault {
@@ -330,7 +370,14 @@ impl Sim {
             self.events += 1;
             self.step(event)?;
             if self.healed && self.done() {
-                return Ok(self.report());
+                if !self.sc.converge {
+                    return Ok(self.report());
+                }
+                let done_at = *self.done_at.get_or_insert(at);
+                if at >= done_at + 2 * self.cfg.view_change_timeout_ms {
+                    self.check_converged()?;
+                    return Ok(self.report());
+                }
             }
         }
         Err(self.fail("event queue ran dry".into()))
@@ -356,6 +403,26 @@ impl Sim {
             .join("\n  ")
     }
 
+    /// Every honest replica in one view, in normal mode, at one tip.
+    fn check_converged(&self) -> Result<(), Failure> {
+        let honest: Vec<&Node> = self.nodes.iter().filter(|n| n.honest).collect();
+        let statuses: Vec<_> = honest.iter().map(|n| n.core.as_ref().map(|c| c.status())).collect();
+        let first = statuses[0];
+        let same = statuses
+            .iter()
+            .all(|s| s.is_some_and(|s| s.mode == Mode::Normal && first.is_some_and(|f| f.view == s.view)))
+            && honest.iter().all(|n| n.tip.hash == honest[0].tip.hash);
+        if same {
+            Ok(())
+        } else {
+            Err(self.fail(format!(
+                "convergence: {} ms after everything committed, the honest replicas are not all in one view in normal mode at one tip ({})",
+                2 * self.cfg.view_change_timeout_ms,
+                self.progress()
+            )))
+        }
+    }
+
     fn done(&self) -> bool {
         self.nodes.iter().filter(|n| n.honest).all(|n| n.committed_ids.len() == self.txs.len())
     }
@@ -364,15 +431,17 @@ impl Sim {
         let honest = self.nodes.iter().filter(|n| n.honest);
         let view_changes =
             honest.clone().filter_map(|n| n.core.as_ref()).map(|c| c.counters().view_changes_started).sum();
+        let rejoins = honest.clone().filter_map(|n| n.core.as_ref()).map(|c| c.counters().rejoins).sum();
         let max_view = honest.filter_map(|n| n.core.as_ref()).map(|c| c.view()).max().unwrap_or(0);
         Report {
             scenario: self.sc.name.to_string(),
             seed: self.seed,
-            sim_ms: self.now,
+            sim_ms: self.done_at.unwrap_or(self.now),
             heal_ms: self.sc.fault_phase_ms,
             blocks: self.canon.len() as u64,
             txs: self.txs.len(),
             view_changes,
+            rejoins,
             max_view,
             messages: self.messages,
             events: self.events,
@@ -391,13 +460,20 @@ impl Sim {
         match event {
             Event::Tick(i) => {
                 self.schedule(self.now + TICK_MS, Event::Tick(i));
-                if self.nodes[i].core.is_some() {
+                if self.nodes[i].core.is_some() && self.now >= self.nodes[i].stalled_until {
                     let now = self.now;
                     self.drive(i, Input::Tick { now_ms: now })?;
                     if let Some(b) = self.nodes[i].byz {
                         self.byzantine_tick(i, b);
                     }
                 }
+            }
+            Event::Deliver { to, msg } if self.now < self.nodes[to].stalled_until => {
+                // Queued while the node stalls: in arrival order, right after it resumes.
+                self.schedule(self.nodes[to].stalled_until, Event::Deliver { to, msg });
+            }
+            Event::Synced { to, blocks } if self.now < self.nodes[to].stalled_until => {
+                self.schedule(self.nodes[to].stalled_until, Event::Synced { to, blocks });
             }
             Event::Deliver { to, msg } => {
                 let p = msg.peek();
@@ -427,7 +503,9 @@ impl Sim {
                 self.trace(&[b"s", &(t as u32).to_be_bytes()]);
                 let tx = self.txs[t].clone();
                 for i in 0..self.nodes.len() {
-                    if self.nodes[i].core.is_some() {
+                    if self.now < self.nodes[i].stalled_until {
+                        self.nodes[i].backlog.push(tx.clone());
+                    } else if self.nodes[i].core.is_some() {
                         self.drive(i, Input::ClientTxs(vec![tx.clone()]))?;
                     }
                 }
@@ -452,11 +530,30 @@ impl Sim {
                 }
             }
             Event::Repartition => self.repartition(),
+            Event::Stall { who, until } => {
+                if self.healed || self.nodes[who].core.is_none() || until <= self.now {
+                    return Ok(());
+                }
+                self.trace(&[b"z", &(who as u32).to_be_bytes(), &until.to_be_bytes()]);
+                self.nodes[who].stalled_until = until;
+                self.schedule(until, Event::Resume(who));
+            }
+            Event::Resume(i) => {
+                self.trace(&[b"w", &(i as u32).to_be_bytes()]);
+                self.nodes[i].stalled_until = 0;
+                // The clock has jumped: the node's first input is a tick, then what queued up.
+                let now = self.now;
+                self.drive(i, Input::Tick { now_ms: now })?;
+                let backlog = std::mem::take(&mut self.nodes[i].backlog);
+                if !backlog.is_empty() {
+                    self.drive(i, Input::ClientTxs(backlog))?;
+                }
+            }
             Event::ClientRetry => {
                 self.schedule(self.now + CLIENT_RETRY_MS, Event::ClientRetry);
                 self.trace(&[b"t"]);
                 for i in 0..self.nodes.len() {
-                    if self.nodes[i].core.is_none() {
+                    if self.nodes[i].core.is_none() || self.now < self.nodes[i].stalled_until {
                         continue;
                     }
                     let missing: Vec<VerifiedTx> =
@@ -548,10 +645,12 @@ impl Sim {
             match action {
                 Action::PersistSafety(bytes) => self.nodes[i].store.save_safety(&bytes).expect("mem store"),
                 Action::Broadcast(msg) => {
+                    self.check_outgoing(i, &msg)?;
                     let targets: Vec<usize> = (0..self.nodes.len()).filter(|&j| j != i).collect();
                     self.send(i, targets, msg);
                 }
                 Action::Send { to, msg } => {
+                    self.check_outgoing(i, &msg)?;
                     let targets: Vec<usize> =
                         (0..self.nodes.len()).filter(|&j| j != i && self.nodes[j].key.public() == to).collect();
                     self.send(i, targets, msg);
@@ -564,9 +663,66 @@ impl Sim {
                 Action::FetchBlocks { from, from_height, to_height } => {
                     self.serve_fetch(i, from, from_height, to_height)
                 }
-                Action::StatusChanged(s) => self.trace(&[b"v", &(i as u32).to_be_bytes(), &s.view.to_be_bytes()]),
+                Action::StatusChanged(s) => {
+                    if self.nodes[i].honest && s.mode == Mode::Normal {
+                        self.normal_view_max = self.normal_view_max.max(s.view);
+                    }
+                    self.trace(&[b"v", &(i as u32).to_be_bytes(), &s.view.to_be_bytes()])
+                }
             }
         }
+        Ok(())
+    }
+
+    /// Checks what honest node `i` sends against two rules of the view change:
+    /// - the promise: after asking for view w (VIEW-CHANGE), it never signs a PRE-PREPARE,
+    ///   PREPARE or COMMIT for a view below w (re-sending one it signed before is not a new vote);
+    ///   this is what makes its VIEW-CHANGE truthful when a NEW-VIEW uses it later;
+    /// - no lone escalation (§4.5.2): it asks for a view w only if w is at most one above the
+    ///   highest view an honest replica was in normal mode in, or 2f+1 validators asked for views
+    ///   at or above w-1, or f+1 others for views at or above w. The check counts every
+    ///   VIEW-CHANGE sent, received or not, so it only fails on an escalation nothing justified.
+    fn check_outgoing(&mut self, i: usize, msg: &Message) -> Result<(), Failure> {
+        if !self.nodes[i].honest {
+            return Ok(());
+        }
+        let me = self.nodes[i].key.public();
+        let (kind, view, height, digest) = match msg {
+            Message::PrePrepare(p) if p.from == me => (0u8, p.view, p.height(), p.batch.digest(CHAIN_ID)),
+            Message::Prepare(p) if p.from == me => (1, p.view, p.height, p.digest),
+            Message::Commit(c) if c.from == me => (2, c.view, c.height, c.digest),
+            Message::ViewChange(vc) if vc.from == me && vc.view > self.nodes[i].promised_view => {
+                let w = vc.view;
+                let v = self.nodes[i].validator;
+                let senders = |from: u64| -> BTreeSet<usize> {
+                    self.view_change_senders.range(from..).flat_map(|(_, s)| s.iter().copied()).collect()
+                };
+                let f1 = self.sc.f() + 1;
+                let quorum = self.ctx.committee.quorum();
+                let joined = senders(w).iter().filter(|&&s| s != v).count() >= f1;
+                let escalated = senders(w - 1).len() >= quorum;
+                if w > self.normal_view_max + 1 && !joined && !escalated {
+                    return Err(self.fail(format!(
+                        "lone escalation: validator {v} asked for view {w}, but honest replicas were in views up to {} and no quorum asked for view {}",
+                        self.normal_view_max,
+                        w - 1
+                    )));
+                }
+                self.nodes[i].promised_view = w;
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        let node = &mut self.nodes[i];
+        let vote = (kind, view, height, digest);
+        if view < node.promised_view && !node.votes_sent.contains(&vote) {
+            let (validator, promised) = (node.validator, node.promised_view);
+            return Err(self.fail(format!(
+                "promise broken: validator {validator} signed a {} for view {view} height {height} after asking for view {promised}",
+                ["pre-prepare", "prepare", "commit"][kind as usize]
+            )));
+        }
+        node.votes_sent.insert(vote);
         Ok(())
     }
 
@@ -678,6 +834,10 @@ impl Sim {
                 Ok(v) => Rc::new(v),
                 Err(_) => continue, // Rejected by verification: it never reaches a replica.
             };
+            if let Message::ViewChange(vc) = &**verified {
+                let v = self.nodes[from].validator;
+                self.view_change_senders.entry(vc.view).or_default().insert(v);
+            }
             self.deliver(from, &targets, verified);
         }
     }

@@ -42,6 +42,15 @@ pub struct Scenario {
     pub partition: Partition,
     /// Honest replicas crash and restart from their store during the fault phase.
     pub crashes: bool,
+    /// How many times one replica (the same, drawn per run) stalls during the fault phase: for
+    /// 400–900 ms (longer than the view-change timeout) it processes nothing, its inbound messages and client requests queue
+    /// up, and when it resumes its clock has jumped. This is a replica overloaded by its own
+    /// backlog (or paused): it takes its own lag for a faulty primary and asks alone for a view
+    /// change while the others keep committing.
+    pub stalls: usize,
+    /// After every transaction committed, let the run settle for two view-change timeouts and
+    /// require every honest replica in one view, in normal mode, at one tip.
+    pub converge: bool,
     /// Validator indexes that are Byzantine, and how.
     pub byzantine: Vec<(usize, Byzantine)>,
     /// Validator index run as two honest copies (Twins), counted as the faulty one.
@@ -61,6 +70,8 @@ impl Scenario {
             delay_max_ms: 10,
             partition: Partition::None,
             crashes: false,
+            stalls: 0,
+            converge: false,
             byzantine: Vec::new(),
             twins: None,
             txs: 24,
@@ -141,6 +152,11 @@ pub fn all() -> Vec<Scenario> {
             txs: 32,
             ..b("n7_crash_isolate")
         },
+        // A replica alone in a higher view under load: steady client load (a transaction every
+        // ~25 ms) while one replica stalls three times; each time it asks alone for the next view,
+        // must never escalate further, must rejoin the committee's view as an observer, and at
+        // the end every honest replica is in one view, in normal mode, at one tip.
+        Scenario { stalls: 3, converge: true, txs: 96, fault_phase_ms: 3000, ..b("lone_higher_view") },
     ]
 }
 

@@ -1,5 +1,5 @@
 //! COMMIT (Castro & Liskov 2002, §4.2): a replica holds a prepared certificate for
-//! (view, height, digest). It is signed over exactly the SPEC §6 commit bytes, so 2f+1 COMMITs
+//! (view, height, digest). It is signed over exactly the protocol §6 commit bytes, so 2f+1 COMMITs
 //! from distinct validators are the block's certificate without any re-signing.
 
 use ordo_chain::cert::pbft_commit_bytes;

@@ -1,6 +1,6 @@
 //! PBFT messages, one file per family, and their binary wire encoding.
 //!
-//! Every message is signed by its sender under its own domain tag (SPEC §6); COMMIT uses exactly
+//! Every message is signed by its sender under its own domain tag (protocol §6); COMMIT uses exactly
 //! the SPEC's commit signing bytes, so 2f+1 COMMITs are a block certificate as they stand.
 //! Messages are generic over the transaction type: the wire form decodes into
 //! `Message<Transaction>`, and verification (`pbft::verify`) turns it into
@@ -209,7 +209,7 @@ impl<T: TxLike> Batch<T> {
 }
 
 impl Batch<VerifiedTx> {
-    /// An empty batch, as a view change uses to fill a gap (SPEC §4: an empty block).
+    /// An empty batch, as a view change uses to fill a gap (protocol §4: an empty block).
     pub fn null(height: u64, timestamp_ms: u64, proposer: PublicKey) -> Self {
         Batch { header: BatchHeader::for_txs(height, timestamp_ms, proposer, &[]), txs: Vec::new() }
     }
