@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent implementation of Ordo's external contract, SPEC §3-§6, written from SPEC.md alone.
+"""An independent implementation of Ordo's external contract, protocol §3-§6, written from SPEC.md alone.
 
 It shares no code with the Rust node: it exists to prove that a client written in another language
 from the SPEC text can sign transactions the node accepts, and verify everything the node serves.
@@ -8,7 +8,7 @@ ed25519; everything else is the standard library.
 
 Subcommands:
   sign --seed HEX --chain-id ID --nonce N (--put K V | --delete K)
-      prints the signed transaction as JSON (SPEC §3).
+      prints the signed transaction as JSON (protocol §3).
   verify-tx [--chain-id ID]
       reads a transaction's JSON on stdin, verifies it strictly and prints its tx_id;
       exits 1 with the reason if it is rejected.
@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 
 class Rejected(Exception):
-    """An input the SPEC says to reject; `code` is the node's snake_case error code (SPEC §7)."""
+    """An input the SPEC says to reject; `code` is the node's snake_case error code (protocol §7)."""
 
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
@@ -96,7 +96,7 @@ def unhex(value: object, n: int, what: str) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------
-# Strict ed25519 (SPEC §1). The `cryptography` package checks the signature equation; the extra
+# Strict ed25519 (protocol §1). The `cryptography` package checks the signature equation; the extra
 # rules of strict verification (canonical encodings, no small-order key or R, S < L) are checked
 # here with a few lines of curve arithmetic (RFC 8032 §5.1), because OpenSSL does not reject
 # small-order keys.
@@ -175,7 +175,7 @@ def sign_with_seed(seed: bytes, message: bytes) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------
-# Transactions (SPEC §3)
+# Transactions (protocol §3)
 
 TX_FIELDS = {"chain_id", "sender", "nonce", "op", "signature"}
 TAG_PUT, TAG_DELETE = 1, 2
@@ -259,7 +259,7 @@ def make_tx(seed: bytes, chain_id: str, nonce: int, op: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Blocks, state and certificates (SPEC §4-§6)
+# Blocks, state and certificates (protocol §4-§6)
 
 
 def tx_root(ids: list[bytes]) -> bytes:
@@ -300,7 +300,7 @@ def pbft_commit_bytes(chain_id: str, view: int, height: int, digest: bytes) -> b
 
 
 def check_pbft_certificate(cert: object, chain_id: str, validators: list[bytes], height: int, digest: bytes) -> None:
-    """SPEC §6: signatures of at least 2f+1 distinct validators over the COMMIT signing bytes."""
+    """protocol §6: signatures of at least 2f+1 distinct validators over the COMMIT signing bytes."""
     if not isinstance(cert, dict) or cert.get("kind") != "pbft":
         raise Rejected("bad_certificate", f"block {height}: expected a PBFT certificate, got {cert!r}")
     _exact_fields(cert, {"kind", "view", "height", "batch_digest", "signatures"}, "certificate")
@@ -363,7 +363,7 @@ def check_block(
         if t.get("tx_id") != tx_id.hex():
             raise mismatch("tx_id", tx_id.hex(), t.get("tx_id"))
         ids.append(tx_id)
-        # SPEC §4: a tx_id already committed, earlier in the chain or in this block, is a duplicate.
+        # protocol §4: a tx_id already committed, earlier in the chain or in this block, is a duplicate.
         result = "duplicate" if tx_id in after else "applied"
         if t.get("result") != result:
             raise mismatch(f"result of {tx_id.hex()}", result, t.get("result"))
@@ -455,7 +455,7 @@ def check_vectors(v: dict) -> int:
         b = e["block"]
         c.same(f"{at}/height", e["height"], h)
         if h == 0:
-            # SPEC §2: the genesis block.
+            # protocol §2: the genesis block.
             writes = genesis_writes(g["state"])
             root = H(b"")
             digest = batch_digest(chain_id, 0, g["genesis_time_ms"], ZERO32, root, 0)
@@ -550,7 +550,7 @@ def main(argv: list[str]) -> int:
             with open(args.file, encoding="utf-8") as fh:
                 vectors = json.load(fh)
             n = check_vectors(vectors)
-            print(f"all {n} checks passed: {args.file} agrees with this independent implementation of SPEC §3-§6")
+            print(f"all {n} checks passed: {args.file} agrees with this independent implementation of protocol §3-§6")
     except Rejected as e:
         sys.stderr.write(f"rejected: {e}\n")
         return 1

@@ -1,7 +1,7 @@
 //! The one error type of the `api` crate and its HTTP form.
 //!
 //! Every error the API answers with, its own or axum's, leaves as
-//! `{"error":{"code":"<snake_case>","message":"..."}}` (SPEC §7) with the status code chosen
+//! `{"error":{"code":"<snake_case>","message":"..."}}` (protocol §7) with the status code chosen
 //! here, so the mapping from failure to status lives in one place.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -171,7 +171,7 @@ impl ApiError {
     }
 }
 
-/// The SPEC §3 rules a well-formed transaction can break: HTTP 422.
+/// The protocol §3 rules a well-formed transaction can break: HTTP 422.
 fn is_rule_violation(e: &ChainError) -> bool {
     matches!(
         e,

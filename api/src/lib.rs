@@ -1,4 +1,4 @@
-//! `ordo-api`: the REST API of an Ordo node (SPEC §7) and the mempool it feeds. This is the only
+//! `ordo-api`: the REST API of an Ordo node (protocol §7) and the mempool it feeds. This is the only
 //! crate of Ordo that imports axum.
 //!
 //! Layout:

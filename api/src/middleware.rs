@@ -1,6 +1,6 @@
 //! The layers around the handlers: per-client-IP rate limiting (the `governor` crate), the
 //! request timeout's error answer, a guard that gives any error response that is not already
-//! ours the SPEC §7 error body, the counting of refused requests, and what the request trace
+//! ours the protocol §7 error body, the counting of refused requests, and what the request trace
 //! calls a failure.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

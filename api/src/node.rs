@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::mempool::{Admission, Mempool, MempoolStats};
 use crate::notify::CommitNotifier;
 
-/// The most blocks one `GET /v1/blocks` page holds (SPEC §7).
+/// The most blocks one `GET /v1/blocks` page holds (protocol §7).
 pub const BLOCKS_PAGE_MAX: usize = 100;
 
 /// The node as the API sees it. Implemented by the node binary; `Arc<dyn NodeHandle>` is what
@@ -29,7 +29,7 @@ pub trait NodeHandle: Send + Sync + 'static {
     /// The store, mempool and commit notifier behind the chain-side lookups.
     fn chain(&self) -> &LocalChain;
 
-    /// Whether the node is connected to a quorum and caught up (SPEC §7 `/readyz`). Submissions
+    /// Whether the node is connected to a quorum and caught up (protocol §7 `/readyz`). Submissions
     /// are refused with 503 while it is not.
     fn readiness(&self) -> Readiness;
 
@@ -143,7 +143,7 @@ pub struct PeerStatus {
     pub connected: bool,
 }
 
-/// `GET /v1/status` (SPEC §7).
+/// `GET /v1/status` (protocol §7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
     pub chain_id: String,

@@ -1,4 +1,4 @@
-//! The handlers of SPEC §7, one per route. Each turns its input into typed values, asks the
+//! The handlers of protocol §7, one per route. Each turns its input into typed values, asks the
 //! [`NodeHandle`] (on the blocking pool when that may touch the disk) and shapes the answer; every
 //! failure is an [`ApiError`].
 

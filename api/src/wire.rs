@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use crate::error::{ApiError, ErrorBody};
 use crate::node::{BlockPage, TxStatus};
 
-/// A transaction exactly as SPEC §3 submits it, before its hex fields are decoded.
+/// A transaction exactly as protocol §3 submits it, before its hex fields are decoded.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TxInput {

@@ -2,7 +2,7 @@
 //! front of an in-process node built from the real `MemStore`, `Mempool` and `LocalChain` (the
 //! harness in `common`).
 //!
-//! Every rejection of SPEC §7 is checked for its status code, its exact error body, and that it
+//! Every rejection of protocol §7 is checked for its status code, its exact error body, and that it
 //! changed nothing: no mempool entry, no gossip, no stored block or state.
 
 mod common;
@@ -125,7 +125,7 @@ async fn empty_batch_is_an_empty_answer() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Submission: every rejection of SPEC §7, each changing nothing
+// Submission: every rejection of protocol §7, each changing nothing
 
 async fn rejected_single(h: &Harness, content_type: &str, body: Vec<u8>, status: StatusCode, code: &str) {
     let before = h.snapshot();

@@ -1,4 +1,4 @@
-//! Blocks (SPEC §4): the batch digest that consensus votes on, the block hash that chains them,
+//! Blocks (protocol §4): the batch digest that consensus votes on, the block hash that chains them,
 //! the JSON form served by the API, and the re-derivation that checks a block someone else made.
 
 use std::collections::{BTreeMap, HashSet};
@@ -84,7 +84,7 @@ impl Block {
         self.header.height
     }
 
-    /// The genesis block (SPEC §2) and the state writes that seed the state.
+    /// The genesis block (protocol §2) and the state writes that seed the state.
     pub fn genesis(chain_id: &str, genesis_time_ms: u64, state: &BTreeMap<String, String>) -> (Block, Vec<Op>) {
         let header = BatchHeader {
             height: 0,
@@ -266,7 +266,7 @@ pub struct BlockTxJson {
     pub result: TxResult,
 }
 
-/// The JSON form of a block (SPEC §7).
+/// The JSON form of a block (protocol §7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockJson {

@@ -1,4 +1,4 @@
-//! Certificates (SPEC §6): the proof, stored and served with every block, that the committee
+//! Certificates (protocol §6): the proof, stored and served with every block, that the committee
 //! ordered it. Verification checks every rule against a committee and names the broken one.
 
 use std::collections::HashSet;
@@ -226,7 +226,7 @@ mod tests {
         assert_eq!(b, e);
     }
 
-    // One test per rejection rule of SPEC §6.
+    // One test per rejection rule of protocol §6.
 
     #[test]
     fn reject_too_few_signatures() {

@@ -1,4 +1,4 @@
-//! Big-endian byte encoding shared by the signing bytes of SPEC §3–§6 and the store's binary
+//! Big-endian byte encoding shared by the signing bytes of protocol §3–§6 and the store's binary
 //! records: one writer and one reader, so every format is built from the same few primitives.
 
 use crate::crypto::{Hash, PublicKey, Signature};

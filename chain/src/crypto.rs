@@ -1,4 +1,4 @@
-//! Hashes, keys and signatures: the fixed-size byte strings of SPEC §1, their hex JSON form, and
+//! Hashes, keys and signatures: the fixed-size byte strings of protocol §1, their hex JSON form, and
 //! strict ed25519 verification, singly and in batches.
 
 use std::fmt;
@@ -181,7 +181,7 @@ impl PublicKey {
         Ok(vk)
     }
 
-    /// Strict verification (SPEC §1): rejects small-order keys, small-order R and non-canonical S.
+    /// Strict verification (protocol §1): rejects small-order keys, small-order R and non-canonical S.
     pub fn verify_strict(&self, msg: &[u8], sig: &Signature) -> Result<(), SigError> {
         let vk = self.to_verifying_key()?;
         let sig = ed25519_dalek::Signature::from_bytes(&sig.0);

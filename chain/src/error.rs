@@ -1,4 +1,4 @@
-//! The one error type of the `chain` crate. Each rejection rule of SPEC §3 and §6 has its own
+//! The one error type of the `chain` crate. Each rejection rule of protocol §3 and §6 has its own
 //! variant, carrying the offending data, so callers (the API, the consensus verifier) can map a
 //! rejection to a status code and a clear message without parsing strings.
 
@@ -14,7 +14,7 @@ pub enum ChainError {
     #[error("malformed binary encoding: {0}")]
     Decode(String),
 
-    // ---- Transaction rules, SPEC §3 (HTTP 422) ----
+    // ---- Transaction rules, protocol §3 (HTTP 422) ----
     #[error("chain_id is {len} bytes, the limit is {max}")]
     ChainIdTooLong { len: usize, max: usize },
     #[error("wrong chain_id: this chain is {expected:?}, the transaction names {got:?}")]
@@ -30,7 +30,7 @@ pub enum ChainError {
     #[error("sender {sender} is not an admitted client of this chain")]
     SenderNotAdmitted { sender: PublicKey },
 
-    // ---- Certificate rules, SPEC §6 ----
+    // ---- Certificate rules, protocol §6 ----
     #[error("certificate is for {got}, the block is {expected}")]
     CertKindMismatch { expected: &'static str, got: &'static str },
     #[error("certificate is for height {got}, the block is at height {expected}")]
@@ -64,7 +64,7 @@ pub enum ChainError {
 }
 
 impl ChainError {
-    /// A stable snake_case code for the REST error body (SPEC §7).
+    /// A stable snake_case code for the REST error body (protocol §7).
     pub fn code(&self) -> &'static str {
         match self {
             ChainError::Json(_) => "malformed_json",

@@ -1,4 +1,4 @@
-//! `ordo-chain`: the ledger of Ordo, everything SPEC §1–§6 fixes about bytes and hashes.
+//! `ordo-chain`: the ledger of Ordo, everything protocol §1–§6 fixes about bytes and hashes.
 //!
 //! Layout:
 //! - [`crypto`]: hashes, keys, signatures, strict and batch ed25519 verification.

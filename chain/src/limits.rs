@@ -1,4 +1,4 @@
-//! Size limits on transactions (SPEC §3). Defaults follow the SPEC; a node may configure others.
+//! Size limits on transactions (protocol §3). Defaults follow the SPEC; a node may configure others.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! The RFC 6962 Merkle tree hash over a block's `tx_id`s (SPEC §4).
+//! The RFC 6962 Merkle tree hash over a block's `tx_id`s (protocol §4).
 
 use crate::crypto::{sha256, sha256_parts, Hash};
 

@@ -1,4 +1,4 @@
-//! Execution of a block against the key-value state, and the `state_hash` chain (SPEC §5).
+//! Execution of a block against the key-value state, and the `state_hash` chain (protocol §5).
 
 use std::collections::{BTreeMap, HashSet};
 

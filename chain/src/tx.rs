@@ -1,4 +1,4 @@
-//! Transactions (SPEC §3): the JSON form, the signing bytes, `tx_id`, the static rules, and
+//! Transactions (protocol §3): the JSON form, the signing bytes, `tx_id`, the static rules, and
 //! signature verification in batches. A `VerifiedTx` can only be made by the checks here, so code
 //! that holds one knows the transaction passed every rule.
 
@@ -63,7 +63,7 @@ impl Op {
     }
 }
 
-/// A signed transaction, exactly as submitted and served (SPEC §3).
+/// A signed transaction, exactly as submitted and served (protocol §3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Transaction {
@@ -111,7 +111,7 @@ impl Transaction {
         serde_json::from_slice(body).map_err(|e| ChainError::Json(e.to_string()))
     }
 
-    /// The rules that need no signature check: sizes and chain id (SPEC §3), in that order.
+    /// The rules that need no signature check: sizes and chain id (protocol §3), in that order.
     pub fn check_static(&self, chain_id: &str, limits: &TxLimits) -> Result<()> {
         if self.chain_id.len() > limits.chain_id_max_bytes {
             return Err(ChainError::ChainIdTooLong { len: self.chain_id.len(), max: limits.chain_id_max_bytes });
@@ -274,7 +274,7 @@ impl TxRules {
     }
 }
 
-/// A transaction that passed every rule of SPEC §3, with its `tx_id`. Cheap to clone.
+/// A transaction that passed every rule of protocol §3, with its `tx_id`. Cheap to clone.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VerifiedTx(Arc<VerifiedInner>);
 
@@ -315,7 +315,7 @@ impl fmt::Debug for VerifiedTx {
     }
 }
 
-/// The outcome of a committed transaction (SPEC §4).
+/// The outcome of a committed transaction (protocol §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TxResult {
@@ -428,7 +428,7 @@ mod tests {
         assert_eq!(v.id(), tx.tx_id());
     }
 
-    // One test per rejection rule of SPEC §3.
+    // One test per rejection rule of protocol §3.
 
     #[test]
     fn reject_malformed_json() {

@@ -1,6 +1,6 @@
 //! The deterministic test vectors published in `docs/test-vectors.json`.
 //!
-//! Client authors in other languages test their implementation of SPEC §1–§6 against these
+//! Client authors in other languages test their implementation of protocol §1–§6 against these
 //! values: keys, transactions with their signing bytes and `tx_id`, `tx_root`s, a genesis block and
 //! three certified blocks on top of it, and inputs a client must reject. Everything is derived from
 //! fixed seeds through the public API of this crate, with no randomness and no clock, and ed25519
@@ -80,7 +80,7 @@ fn named_txs() -> Vec<NamedTx> {
     vec![
         NamedTx::new(
             "put_basic",
-            "The SPEC §3 example: a put with ASCII key and value.",
+            "The protocol §3 example: a put with ASCII key and value.",
             "alice",
             7,
             put("user:1", "John Doe"),
@@ -251,7 +251,7 @@ fn negative_txs(txs: &[NamedTx]) -> Vec<Value> {
     let err = ChainError::BadSignature { tx_id: t.tx_id(), reason: SigError::Invalid };
     out.push(tx_error(
         "non_canonical_s",
-        "put_basic with L added to S: non-strict verifiers that reduce S mod L accept it; SPEC §1 requires rejecting it.",
+        "put_basic with L added to S: non-strict verifiers that reduce S mod L accept it; protocol §1 requires rejecting it.",
         &t,
         err,
     ));
@@ -266,7 +266,7 @@ fn negative_txs(txs: &[NamedTx]) -> Vec<Value> {
     let err = ChainError::BadSignature { tx_id: t.tx_id(), reason: SigError::WeakKey };
     out.push(tx_error(
         "small_order_sender",
-        "Sender and R are the identity point and S = 0, which satisfies the verification equation for any message; SPEC §1 requires rejecting small-order keys.",
+        "Sender and R are the identity point and S = 0, which satisfies the verification equation for any message; protocol §1 requires rejecting small-order keys.",
         &t,
         err,
     ));
@@ -357,7 +357,7 @@ pub fn generate() -> Value {
     }
 
     json!({
-        "about": "Ordo test vectors for SPEC §1–§6 (v1). Every hash, key and signature is lowercase hex; byte strings are hex. See docs/test-vectors.md.",
+        "about": "Ordo test vectors for protocol §1–§6 (v1). Every hash, key and signature is lowercase hex; byte strings are hex. See docs/test-vectors.md.",
         "regenerate": REGENERATE_COMMAND,
         "chain_id": CHAIN_ID,
         "keys": keys,

@@ -1,5 +1,5 @@
 //! Cross-checks `ordo-chain` against `scripts/spec_check.py`, an independent implementation of
-//! SPEC §3–§6 in Python (standard library plus the `cryptography` package).
+//! protocol §3–§6 in Python (standard library plus the `cryptography` package).
 //!
 //! The acceptance rule of the tracker: a transaction signed by an independent implementation
 //! verifies in `chain`, and the reverse; a tampered transaction is rejected by both; and the
@@ -157,7 +157,7 @@ fn tampered_transactions_are_rejected_by_both() {
     assert!(e.contains("bad_signature"), "{e}");
 
     // The small-order forgery: OpenSSL's own ed25519 accepts it, so this checks that both sides
-    // apply SPEC §1's strict verification rather than a library default.
+    // apply protocol §1's strict verification rather than a library default.
     let mut identity = [0u8; 32];
     identity[0] = 1;
     let mut sig = [0u8; 64];

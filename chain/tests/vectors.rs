@@ -103,7 +103,7 @@ fn check(v: &Value) -> Result<(), String> {
         }
     }
 
-    // Transactions: signing bytes, tx_id and signature, and the full verification of SPEC §3.
+    // Transactions: signing bytes, tx_id and signature, and the full verification of protocol §3.
     for (i, t) in items(v, "/transactions")?.iter().enumerate() {
         let at = format!("/transactions/{i}");
         let tx: Transaction = parse(t, "/tx")?;

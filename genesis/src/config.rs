@@ -26,7 +26,7 @@ pub struct NodeConfig {
     pub bootstrap: Vec<String>,
     /// The REST API listen address, e.g. `127.0.0.1:8080`.
     pub api_listen: String,
-    /// Transaction size limits (defaults: SPEC §3).
+    /// Transaction size limits (defaults: protocol §3).
     pub limits: TxLimits,
     /// The most transactions waiting in the mempool.
     pub mempool_max_txs: usize,

@@ -1,4 +1,4 @@
-//! `genesis.json` (SPEC §2): what a consortium agrees on before the first block. Parsing is
+//! `genesis.json` (protocol §2): what a consortium agrees on before the first block. Parsing is
 //! strict (unknown fields are errors) and validation names the first broken rule.
 
 use std::collections::{BTreeMap, HashMap};
@@ -233,7 +233,7 @@ impl Genesis {
         serde_json::to_string_pretty(&file).expect("genesis serializes")
     }
 
-    /// Checks every rule of SPEC §2, returning the first one broken.
+    /// Checks every rule of protocol §2, returning the first one broken.
     pub fn validate(&self) -> Result<()> {
         if self.chain_id.is_empty() || self.chain_id.len() > CHAIN_ID_MAX_BYTES {
             return Err(GenesisError::BadChainId { len: self.chain_id.len(), max: CHAIN_ID_MAX_BYTES });

@@ -1,4 +1,4 @@
-//! Key files (SPEC §1): `{"public_key": "<64 hex>", "secret_key": "<64 hex seed>"}`, written with
+//! Key files (protocol §1): `{"public_key": "<64 hex>", "secret_key": "<64 hex seed>"}`, written with
 //! mode 0600 so that only the node's user can read the secret.
 
 use std::io::Write;

@@ -1,4 +1,4 @@
-//! Writing a whole network directory, as `ordo genesis` does (SPEC §8):
+//! Writing a whole network directory, as `ordo genesis` does (protocol §8):
 //! `DIR/genesis.json` and `DIR/nodeI/{node.key,config.toml}`, node I listening on P+I and A+I.
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! operator writes before starting a node.
 //!
 //! Layout:
-//! - [`genesis`]: `genesis.json` (SPEC §2), its validation (one error per rule), the committee
+//! - [`genesis`]: `genesis.json` (protocol §2), its validation (one error per rule), the committee
 //!   and the genesis block.
 //! - [`keys`]: key files (`{"public_key","secret_key"}`, mode 0600).
 //! - [`config`]: the per-node `config.toml`, with defaults and `validate()`.

@@ -94,7 +94,7 @@ impl Announcement {
         Ok(Announcement { validator, seq, addrs, signature })
     }
 
-    /// Strict ed25519 verification (SPEC §1) against the announced validator key; the caller
+    /// Strict ed25519 verification (protocol §1) against the announced validator key; the caller
     /// checks that the key belongs to the committee.
     pub fn verify(&self, chain_id: &str) -> Result<(), P2pError> {
         self.validator

@@ -8,7 +8,7 @@ use ordo_chain::{Keypair, PublicKey};
 
 use crate::error::{P2pError, Result};
 
-/// The longest chain id, as SPEC §3 limits it.
+/// The longest chain id, as protocol §3 limits it.
 pub const CHAIN_ID_MAX_BYTES: usize = 64;
 
 /// One genesis validator as the p2p layer sees it.
@@ -80,7 +80,7 @@ impl std::fmt::Debug for P2pConfig {
 }
 
 impl P2pConfig {
-    /// Default limits: messages up to 10 MiB (a full 8 MiB batch of SPEC §3 in a consensus
+    /// Default limits: messages up to 10 MiB (a full 8 MiB batch of protocol §3 in a consensus
     /// envelope), sync responses up to 64 MiB, 1024-slot channels, 10 s block requests, redial
     /// between 250 ms and 10 s, announcements every 5 s.
     pub fn new(

@@ -1,4 +1,4 @@
-//! Validator keys as libp2p identities (SPEC §1): the libp2p keypair is built from the validator's
+//! Validator keys as libp2p identities (protocol §1): the libp2p keypair is built from the validator's
 //! ed25519 seed, so a validator's PeerId is a pure function of its public key, and the committee
 //! can be looked up in both directions.
 

@@ -1,7 +1,7 @@
 //! Ordo's peer-to-peer layer, and the only crate of Ordo that imports libp2p.
 //!
 //! It ships opaque byte messages between the validators of one chain; the node decides what the
-//! bytes mean and verifies them. A validator's ed25519 key is its libp2p identity (SPEC §1), so
+//! bytes mean and verifies them. A validator's ed25519 key is its libp2p identity (protocol §1), so
 //! "admitted peer" and "validator" are the same list: any other peer is refused at connection time.
 //!
 //! Layout:

@@ -1,6 +1,6 @@
 //! The test harness the API's integration tests share: the real router, served on a real TCP
 //! listener on 127.0.0.1:0, in front of an in-process node built from the real `MemStore`,
-//! `Mempool` and `LocalChain`, plus the checks of the SPEC §7 error shape.
+//! `Mempool` and `LocalChain`, plus the checks of the protocol §7 error shape.
 
 // Each test binary uses its own part of the harness.
 #![allow(dead_code)]
