@@ -1,303 +1,354 @@
-//! `ordo bench` (SPEC §8): a load generator that speaks only the REST API, like any client.
+//! `ordo bench` (SPEC §8): a load generator that speaks only the REST API, like any client, and a
+//! report people can trust.
 //!
-//! It signs every transaction before the clock starts (signing is the client's cost, not the
-//! committee's), submits them in `POST /v1/transactions/batch` requests spread round-robin over
-//! the nodes at an offered rate (or as fast as the nodes admit them), retries what a full
-//! mempool refused, and follows the chain block by block on one node to see when each of its
-//! transactions committed. It reports the committed throughput and the submit-to-commit latency
-//! percentiles.
+//! A run is one step, or one step per rate of a sweep (`--rates`). Before any clock starts, it
+//! makes many sender keys and signs every transaction of the step on every core, and measures
+//! this machine's signature ceiling (`ceiling`). Then submitters offer the requests at the
+//! offered rate, round-robin over the nodes, moving a refused request on to the next node and
+//! honouring `Retry-After` for the node that sent it (`submit`), while a follower reads the chain
+//! block by block to see when each transaction committed (`watch`). The report (`report`) gives
+//! committed throughput as a fraction of the ceiling, HDR latency percentiles, refusals per node
+//! and each node's view before and after. The throughput is a result only when every
+//! transaction committed; otherwise the command says how many did not and exits non-zero.
+//!
+//! Layout: `sign` (keys, signing, request bodies), `ceiling`, `http` (answers sorted into taken,
+//! refused, rejected), `submit`, `watch`, `report`.
+
+mod ceiling;
+mod http;
+mod report;
+mod sign;
+mod submit;
+mod watch;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use ordo_chain::{Hash, Keypair, Op, Transaction};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ordo_chain::limits::{BATCH_MAX_TXS, BATCH_REQUEST_MAX_BYTES, VALUE_MAX_BYTES};
+use ordo_chain::{Hash, TxRules};
 use rand::RngCore;
-use serde_json::{json, Value};
 
 use crate::cli::BenchArgs;
-use crate::client::Api;
+use ceiling::{Ceiling, CEILING_MEASURE_MS, CEILING_SAMPLE_TXS};
+use http::{get_json, get_text, READ_TIMEOUT_MS};
+use report::{Latencies, NodeReport, StepReport};
+use sign::{Plan, STEP_MAX_TXS};
+use submit::Offer;
 
-/// One prepared request: its transactions' ids and its JSON body.
-struct Request {
-    ids: Vec<Hash>,
-    txs: Vec<Value>,
+/// How many `tx_id`s a report lists for spot checks.
+const SAMPLE_TX_IDS: usize = 8;
+
+/// One step of a run: how many transactions, offered at what rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Step {
+    rate: u64,
+    txs: usize,
 }
 
-/// What the submitters and the watcher share.
-struct Run {
-    /// When each transaction was first offered, by id (set once, before its first POST).
-    submitted: Mutex<HashMap<Hash, Instant>>,
-    admitted: AtomicUsize,
-    retried: AtomicUsize,
-    failed: AtomicUsize,
-    requests: AtomicU64,
+/// The steps the arguments ask for, or the reason they make no sense.
+fn steps(a: &BenchArgs) -> anyhow::Result<Vec<Step>> {
+    if a.batch == 0 || a.clients == 0 || a.senders == 0 || a.txs == 0 {
+        bail!("--txs, --batch, --clients and --senders must be at least 1");
+    }
+    if a.batch > BATCH_MAX_TXS {
+        bail!("--batch {} is over the batch limit of {BATCH_MAX_TXS} transactions (SPEC §3)", a.batch);
+    }
+    if a.value_size > VALUE_MAX_BYTES {
+        bail!("--value-size {} is over the value limit of {VALUE_MAX_BYTES} bytes (SPEC §3)", a.value_size);
+    }
+    if a.timeout == 0 {
+        bail!("--timeout must be at least 1 second");
+    }
+    if a.rates.contains(&0) {
+        bail!("every rate of --rates must be at least 1 tx/s (a sweep steps through offered loads)");
+    }
+    let rates: Vec<u64> = if a.rates.is_empty() { vec![a.rate] } else { a.rates.clone() };
+    let steps: Vec<Step> = match a.duration {
+        Some(0) => bail!("--duration must be at least 1 second"),
+        Some(_) if rates == [0] => bail!("--duration needs --rate or --rates: a steady load has a rate"),
+        Some(secs) => {
+            rates.iter().map(|&rate| Step { rate, txs: (rate as usize).saturating_mul(secs as usize) }).collect()
+        }
+        None => rates.iter().map(|&rate| Step { rate, txs: a.txs }).collect(),
+    };
+    if let Some(s) = steps.iter().find(|s| s.txs > STEP_MAX_TXS) {
+        bail!("a step of {} transactions is over the {STEP_MAX_TXS} the bench signs ahead; lower --rate, --duration or --txs", s.txs);
+    }
+    Ok(steps)
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
-    if a.txs == 0 || a.batch == 0 || a.clients == 0 {
-        bail!("--txs, --batch and --clients must be at least 1");
-    }
-    let nodes: Vec<String> = if a.nodes.is_empty() {
+    let steps = steps(&a)?;
+    let urls: Vec<String> = if a.nodes.is_empty() {
         (0..4).map(|i| format!("http://127.0.0.1:{}", 8080 + i)).collect()
     } else {
-        a.nodes.clone()
+        a.nodes.iter().map(|n| n.trim_end_matches('/').to_string()).collect()
     };
-    let first = Api::new(&nodes[0]);
-    let status = first.get("/v1/status")?.context("no status")?;
+    let reader = http::agent(READ_TIMEOUT_MS);
+    let status = urls.iter().find_map(|u| get_json(&reader, u, "/v1/status").ok().flatten()).with_context(|| {
+        format!("no node answered GET /v1/status at {}: is `ordo testnet` running?", urls.join(", "))
+    })?;
     let chain_id = status["chain_id"].as_str().context("status has no chain_id")?.to_string();
-    let start_height = status["height"].as_u64().context("status has no height")?;
+    let validators = status["validators"].as_u64().context("status has no validators")? as usize;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
 
-    eprintln!("signing {} transactions for {chain_id} ...", a.txs);
-    let requests = sign_all(&chain_id, &a)?;
-    let ids: Vec<Hash> = requests.iter().flat_map(|r| r.ids.iter().copied()).collect();
+    let mut run_seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut run_seed);
+    let run_tag: String = run_seed.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let total_txs: usize = steps.iter().map(|s| s.txs).sum();
+    let sender_count = a.senders.min(total_txs);
+    eprintln!("making {sender_count} sender keys for {chain_id} ...");
+    let senders = sign::senders(sender_count, &run_seed, cores);
+    let plan = Plan { chain_id: &chain_id, senders: &senders, run_tag: &run_tag, value_size: a.value_size };
 
-    let shared = Arc::new(Run {
-        submitted: Mutex::new(HashMap::with_capacity(ids.len())),
-        admitted: AtomicUsize::new(0),
-        retried: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
-        requests: AtomicU64::new(0),
-    });
-    let deadline = Instant::now() + Duration::from_secs(a.timeout);
-    let started = Instant::now();
+    eprintln!("measuring the signature ceiling on {cores} cores ...");
+    let sample: Vec<_> =
+        sign::par_map(0..CEILING_SAMPLE_TXS.min(total_txs.max(a.batch)), cores, |i| plan.transaction("ceiling/", i));
+    let ceiling = ceiling::measure(&TxRules::new(&chain_id), &sample, a.batch, cores, validators, CEILING_MEASURE_MS)?;
+    drop(sample);
 
-    // The watcher follows the chain from the height before the run.
-    let watcher = {
-        let url = nodes[0].clone();
-        let ids = ids.clone();
-        std::thread::spawn(move || watch(&url, start_height, ids, deadline))
-    };
-
-    let requests = Arc::new(requests);
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for w in 0..a.clients {
-        let (requests, next, shared, nodes) = (requests.clone(), next.clone(), shared.clone(), nodes.clone());
-        let (rate, batch) = (a.rate, a.batch);
-        workers.push(std::thread::spawn(move || {
-            let apis: Vec<Api> = nodes.iter().map(|n| Api::new(n)).collect();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(req) = requests.get(i) else { break };
-                if rate > 0 {
-                    // Request i is due when the offered load reaches its first transaction.
-                    let due = started + Duration::from_secs_f64((i * batch) as f64 / rate as f64);
-                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
-                }
-                submit(&apis[(i + w) % apis.len()], req, &shared, deadline);
-            }
-        }));
-    }
-    for w in workers {
-        let _ = w.join();
-    }
-    let submit_secs = started.elapsed().as_secs_f64();
-    let (commits, blocks) = watcher.join().map_err(|_| anyhow::anyhow!("the block watcher panicked"))??;
-
-    let submitted = shared.submitted.lock().expect("lock");
-    let mut latencies: Vec<f64> = commits
-        .iter()
-        .filter_map(|(id, at)| submitted.get(id).map(|s| at.saturating_duration_since(*s).as_secs_f64() * 1000.0))
-        .collect();
-    latencies.sort_by(|x, y| x.total_cmp(y));
-    let committed = latencies.len();
-    let first_submit = submitted.values().min().copied().unwrap_or(started);
-    let last_commit = commits.values().max().copied().unwrap_or(started);
-    let window = last_commit.saturating_duration_since(first_submit).as_secs_f64().max(1e-9);
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return f64::NAN;
+    let sweep = !a.rates.is_empty();
+    if !a.json {
+        println!("{}", report::ceiling_line(&ceiling));
+        if sweep {
+            println!("{}", report::sweep_header());
         }
-        latencies[(((latencies.len() as f64) * p).ceil() as usize).clamp(1, latencies.len()) - 1]
-    };
-    let report = json!({
-        "nodes": nodes,
-        "txs": a.txs,
-        "offered_rate": a.rate,
-        "batch": a.batch,
-        "clients": a.clients,
-        "requests": shared.requests.load(Ordering::Relaxed),
-        "admitted": shared.admitted.load(Ordering::Relaxed),
-        "retried_after_full": shared.retried.load(Ordering::Relaxed),
-        "failed": shared.failed.load(Ordering::Relaxed),
-        "committed": committed,
-        "blocks": blocks,
-        "submit_seconds": round(submit_secs),
-        "commit_window_seconds": round(window),
-        "throughput_tx_per_s": round(committed as f64 / window),
-        "latency_ms": {
-            "p50": round(pct(0.50)), "p90": round(pct(0.90)), "p99": round(pct(0.99)),
-            "max": round(latencies.last().copied().unwrap_or(f64::NAN)),
-        },
-    });
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "committed {committed}/{} transactions in {blocks} blocks over {:.2} s: {:.0} tx/s",
-            a.txs,
-            window,
-            committed as f64 / window
-        );
-        println!(
-            "submit-to-commit latency (ms): p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
-            pct(0.5),
-            pct(0.9),
-            pct(0.99),
-            latencies.last().copied().unwrap_or(f64::NAN)
-        );
-        println!(
-            "offered {} tx/s, {} requests of {} over {} clients; {} retried after a full mempool, {} failed",
-            if a.rate == 0 { "max".to_string() } else { a.rate.to_string() },
-            shared.requests.load(Ordering::Relaxed),
-            a.batch,
-            a.clients,
-            shared.retried.load(Ordering::Relaxed),
-            shared.failed.load(Ordering::Relaxed)
-        );
     }
-    if committed < a.txs {
-        bail!("{} of {} transactions did not commit within {} s", a.txs - committed, a.txs, a.timeout);
+    let mut reports: Vec<StepReport> = Vec::new();
+    let mut first_index = 0usize;
+    for step in &steps {
+        let r = run_step(&a, &urls, *step, first_index, &plan, &ceiling, cores)?;
+        first_index += step.txs;
+        if !a.json {
+            if sweep {
+                println!("{}", report::sweep_row(&r));
+            } else {
+                report::step_text(&r).iter().for_each(|l| println!("{l}"));
+            }
+        }
+        let done = r.all_committed;
+        reports.push(r);
+        if !done {
+            // A step that left transactions behind would muddle the next one's figures.
+            break;
+        }
+    }
+    if a.json {
+        let doc =
+            if sweep { serde_json::to_string_pretty(&reports)? } else { serde_json::to_string_pretty(&reports[0])? };
+        println!("{doc}");
+    }
+    if let Some(r) = reports.iter().find(|r| !r.all_committed) {
+        // The per-node refusals are "above": in the text report, or on stderr beside the JSON.
+        if a.json || sweep {
+            report::node_lines(r).iter().for_each(|l| eprintln!("{l}"));
+        }
+        bail!(
+            "not every transaction committed: {} of {} committed, {} failed; see refusals per node above",
+            r.committed,
+            r.txs,
+            r.failed
+        );
     }
     Ok(())
 }
 
-fn round(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
+/// Runs one step: signs its transactions, offers them, follows the chain, and reports.
+fn run_step(
+    a: &BenchArgs,
+    urls: &[String],
+    step: Step,
+    first_index: usize,
+    plan: &Plan<'_>,
+    ceiling: &Ceiling,
+    cores: usize,
+) -> anyhow::Result<StepReport> {
+    eprintln!("signing {} transactions on {cores} cores ...", step.txs);
+    let requests = sign::requests(plan, first_index..first_index + step.txs, a.batch, cores);
+    let all: Vec<usize> = (0..a.batch).collect();
+    if let Some(big) = requests.iter().map(|r| r.body(&all[..r.ids.len()]).len()).max() {
+        if big > BATCH_REQUEST_MAX_BYTES {
+            bail!(
+                "a request of {} transactions is {big} bytes, over the batch body limit of {BATCH_REQUEST_MAX_BYTES} \
+                 (SPEC §3); lower --batch or --value-size",
+                a.batch
+            );
+        }
+    }
+    let wanted: HashMap<Hash, usize> =
+        requests.iter().flat_map(|r| r.ids.iter().copied()).enumerate().map(|(i, id)| (id, i)).collect();
+    if wanted.len() != step.txs {
+        bail!("the bench signed {} distinct transactions for {} (a bug in the bench)", wanted.len(), step.txs);
+    }
+
+    let reader = http::agent(READ_TIMEOUT_MS);
+    let before = read_views(&reader, urls);
+    // Our transactions can only be in blocks after the highest height any node has now.
+    let from_height = urls
+        .iter()
+        .filter_map(|u| get_json(&reader, u, "/v1/status").ok().flatten())
+        .filter_map(|s| s["height"].as_u64())
+        .max()
+        .context("no node answered GET /v1/status")?;
+
+    let bar = progress_bar(step.txs as u64);
+    let started = Instant::now();
+    let offer_secs = if step.rate > 0 { step.txs as f64 / step.rate as f64 } else { 0.0 };
+    let deadline = started + Duration::from_secs_f64(offer_secs) + Duration::from_secs(a.timeout);
+    let offer = Offer::new(&requests, a.batch, urls, step.rate, started, deadline, a.clients, bar.clone());
+    let seen = std::thread::scope(|s| {
+        for _ in 0..a.clients {
+            s.spawn(|| offer.submitter());
+        }
+        let follower = s.spawn(|| watch::follow(urls, from_height, &wanted, &offer, &bar));
+        follower.join().expect("the chain follower panicked")
+    });
+    let submit_seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let after = read_views(&reader, urls);
+
+    let mut latencies = Latencies::new();
+    for (tx, at) in seen.commit_at.iter().enumerate() {
+        if let (Some(at), Some(offered)) = (at, offer.offered_at(offer.request_of(tx))) {
+            latencies.record(at.saturating_duration_since(offered));
+        }
+    }
+    let offers: Vec<(Instant, usize)> =
+        (0..requests.len()).filter_map(|r| offer.offered_at(r).map(|t| (t, requests[r].ids.len()))).collect();
+    let first_offer = offers.iter().map(|o| o.0).min().unwrap_or(started);
+    let last_commit = seen.commit_at.iter().flatten().max().copied().unwrap_or(first_offer);
+    let window = last_commit.saturating_duration_since(first_offer).as_secs_f64().max(1e-9);
+    let all_committed = seen.committed == step.txs;
+    let throughput = all_committed.then(|| report::round(seen.committed as f64 / window, 1));
+    let per_node: Vec<NodeReport> = offer
+        .node_stats()
+        .into_iter()
+        .zip(before.into_iter().zip(after))
+        .map(|((url, stats), (b, f))| NodeReport {
+            url,
+            stats,
+            view_before: b.0,
+            view_after: f.0,
+            view_changes_total_before: b.1,
+            view_changes_total_after: f.1,
+        })
+        .collect();
+    let ids: Vec<&Hash> = requests.iter().flat_map(|r| r.ids.iter()).collect();
+    let spacing = (ids.len() / SAMPLE_TX_IDS).max(1);
+    Ok(StepReport {
+        nodes: urls.to_vec(),
+        validators: ceiling.validators,
+        txs: step.txs,
+        senders: plan.senders.len().min(step.txs),
+        offered_rate: step.rate,
+        duration_seconds: a.duration,
+        batch: a.batch,
+        clients: a.clients,
+        value_size: a.value_size,
+        offered_actual_tx_per_s: report::achieved_rate(&offers),
+        requests: per_node.iter().map(|n| n.stats.requests).sum(),
+        admitted: offer.admitted(),
+        committed: seen.committed,
+        failed: step.txs - seen.committed,
+        rejected: per_node.iter().flat_map(|n| n.stats.rejected.values()).sum(),
+        never_offered: offer.never_offered(),
+        all_committed,
+        refusals: offer.refused_txs(),
+        blocks: seen.blocks,
+        first_height: seen.first_height,
+        last_height: seen.last_height,
+        submit_seconds: report::round(submit_seconds, 2),
+        commit_window_seconds: report::round(window, 2),
+        throughput_tx_per_s: throughput,
+        ceiling_tx_per_s: report::round(ceiling.tx_per_s, 1),
+        fraction_of_ceiling: throughput.map(|t| report::round(t / ceiling.tx_per_s, 4)),
+        ceiling: ceiling.clone(),
+        latency_ms: latencies.percentiles(),
+        view_changes: per_node.iter().filter_map(NodeReport::view_changes).max(),
+        per_node,
+        sample_tx_ids: ids.iter().step_by(spacing).take(SAMPLE_TX_IDS).map(|h| h.to_hex()).collect(),
+    })
 }
 
-/// Signs every transaction with a fresh client key, on every core, grouped into requests.
-fn sign_all(chain_id: &str, a: &BenchArgs) -> anyhow::Result<Vec<Request>> {
-    let mut seed = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut seed);
-    let key = Keypair::from_seed(seed);
-    let run_tag = hex_prefix(&seed);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let chunks: Vec<(usize, usize)> =
-        (0..a.txs).step_by(a.batch).map(|start| (start, (start + a.batch).min(a.txs))).collect();
-    let per = chunks.len().div_ceil(threads);
-    let value = "v".repeat(a.value_size);
-    let mut out: Vec<Request> = Vec::with_capacity(chunks.len());
+/// Each node's (view or term, `ordo_consensus_view_changes_total`), `None` where it did not
+/// answer. Asked all at once, so a paused node costs one read timeout, not one per node.
+fn read_views(agent: &ureq::Agent, urls: &[String]) -> Vec<(Option<u64>, Option<u64>)> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .chunks(per.max(1))
-            .map(|group| {
-                let (key, value, run_tag) = (&key, &value, &run_tag);
+        let handles: Vec<_> = urls
+            .iter()
+            .map(|u| {
                 s.spawn(move || {
-                    group
-                        .iter()
-                        .map(|&(from, to)| {
-                            let txs: Vec<Transaction> = (from..to)
-                                .map(|i| {
-                                    let op = Op::Put { key: format!("bench/{run_tag}/{i}"), value: value.clone() };
-                                    Transaction::sign(chain_id, key, i as u64, op)
-                                })
-                                .collect();
-                            Request {
-                                ids: txs.iter().map(Transaction::tx_id).collect(),
-                                txs: txs.iter().map(|t| serde_json::to_value(t).expect("serializable")).collect(),
-                            }
-                        })
-                        .collect::<Vec<_>>()
+                    let Some(status) = get_json(agent, u, "/v1/status").ok().flatten() else { return (None, None) };
+                    let view = status["view"].as_u64().or_else(|| status["term"].as_u64());
+                    let total = get_text(agent, u, "/metrics").and_then(|m| report::view_changes_total(&m));
+                    (view, total)
                 })
             })
             .collect();
-        for h in handles {
-            out.extend(h.join().expect("signing thread"));
-        }
-    });
-    Ok(out)
+        handles.into_iter().map(|h| h.join().expect("a status reader panicked")).collect()
+    })
 }
 
-fn hex_prefix(b: &[u8]) -> String {
-    b.iter().take(4).map(|x| format!("{x:02x}")).collect()
+/// A progress bar of committed transactions on a terminal; hidden when stderr is not one.
+fn progress_bar(len: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} committed, {msg}")
+            .expect("the progress template is valid")
+            .progress_chars("=> "),
+    );
+    bar
 }
 
-/// Posts one request, re-offering the items a full mempool (or the rate limiter) refused.
-fn submit(api: &Api, req: &Request, run: &Run, deadline: Instant) {
-    {
-        let now = Instant::now();
-        let mut s = run.submitted.lock().expect("lock");
-        for id in &req.ids {
-            s.entry(*id).or_insert(now);
-        }
-    }
-    let mut pending: Vec<usize> = (0..req.txs.len()).collect();
-    while !pending.is_empty() {
-        if Instant::now() > deadline {
-            run.failed.fetch_add(pending.len(), Ordering::Relaxed);
-            return;
-        }
-        let body = Value::Array(pending.iter().map(|&i| req.txs[i].clone()).collect());
-        run.requests.fetch_add(1, Ordering::Relaxed);
-        let (code, answer) = match api.post("/v1/transactions/batch", &body) {
-            Ok(r) => r,
-            Err(_) => {
-                std::thread::sleep(Duration::from_millis(200));
-                continue;
-            }
-        };
-        if code == 429 || code == 503 {
-            run.retried.fetch_add(pending.len(), Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(100));
-            continue;
-        }
-        let Some(items) = answer.as_array().filter(|_| code == 200) else {
-            run.failed.fetch_add(pending.len(), Ordering::Relaxed);
-            eprintln!("batch refused: {code} {answer}");
-            return;
-        };
-        let mut again = Vec::new();
-        for (&i, item) in pending.iter().zip(items) {
-            match item["error"]["code"].as_str() {
-                None => {
-                    run.admitted.fetch_add(1, Ordering::Relaxed);
-                }
-                Some("mempool_full") | Some("not_ready") | Some("rate_limited") => again.push(i),
-                Some(other) => {
-                    run.failed.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("transaction refused: {other}: {}", item["error"]["message"]);
-                }
-            }
-        }
-        if !again.is_empty() {
-            run.retried.fetch_add(again.len(), Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        pending = again;
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
 
-/// Follows the chain on one node from `from + 1`, noting when each of `ids` is seen committed.
-/// Returns the commit instants and the number of blocks that carried at least one of them.
-fn watch(url: &str, from: u64, ids: Vec<Hash>, deadline: Instant) -> anyhow::Result<(HashMap<Hash, Instant>, u64)> {
-    let api = Api::new(url);
-    let wanted: std::collections::HashSet<Hash> = ids.into_iter().collect();
-    let mut seen: HashMap<Hash, Instant> = HashMap::with_capacity(wanted.len());
-    let mut blocks = 0u64;
-    let mut next = from + 1;
-    while seen.len() < wanted.len() && Instant::now() < deadline {
-        let Some(block) = api.get(&format!("/v1/blocks/{next}"))? else {
-            std::thread::sleep(Duration::from_millis(5));
-            continue;
-        };
-        let at = Instant::now();
-        let mut ours = false;
-        for tx in block["txs"].as_array().map(Vec::as_slice).unwrap_or_default() {
-            if let Some(id) = tx["tx_id"].as_str().and_then(|s| Hash::from_hex(s).ok()) {
-                if wanted.contains(&id) {
-                    seen.entry(id).or_insert(at);
-                    ours = true;
-                }
-            }
+    fn args(extra: &[&str]) -> Result<BenchArgs, clap::Error> {
+        let cli = crate::cli::Cli::try_parse_from([&["ordo", "bench"], extra].concat())?;
+        match cli.command {
+            crate::cli::Command::Bench(a) => Ok(a),
+            _ => unreachable!("parsed a bench command"),
         }
-        blocks += ours as u64;
-        next += 1;
     }
-    Ok((seen, blocks))
+
+    #[test]
+    fn steps_follow_the_arguments() {
+        let s = |extra: &[&str]| steps(&args(extra).unwrap());
+        assert_eq!(s(&[]).unwrap(), vec![Step { rate: 0, txs: 20_000 }]);
+        assert_eq!(s(&["--txs", "50", "--rate", "10"]).unwrap(), vec![Step { rate: 10, txs: 50 }]);
+        assert_eq!(
+            s(&["--rates", "200,500", "--txs", "300"]).unwrap(),
+            vec![Step { rate: 200, txs: 300 }, Step { rate: 500, txs: 300 }]
+        );
+        assert_eq!(s(&["--rate", "100", "--duration", "3"]).unwrap(), vec![Step { rate: 100, txs: 300 }]);
+        assert_eq!(
+            s(&["--rates", "10,20", "--duration", "2"]).unwrap(),
+            vec![Step { rate: 10, txs: 20 }, Step { rate: 20, txs: 40 }]
+        );
+    }
+
+    #[test]
+    fn senseless_arguments_are_refused_with_a_reason() {
+        let e = |extra: &[&str]| steps(&args(extra).unwrap()).unwrap_err().to_string();
+        assert!(e(&["--duration", "5"]).contains("--duration needs --rate"));
+        assert!(e(&["--rate", "10", "--duration", "0"]).contains("--duration"));
+        assert!(e(&["--rates", "100,0"]).contains("--rates"));
+        assert!(e(&["--batch", "1001"]).contains("batch limit"));
+        assert!(e(&["--batch", "0"]).contains("at least 1"));
+        assert!(e(&["--senders", "0"]).contains("at least 1"));
+        assert!(e(&["--timeout", "0"]).contains("--timeout"));
+        assert!(e(&["--value-size", "70000"]).contains("value limit"));
+        assert!(e(&["--rate", "1000000", "--duration", "10"]).contains("signs ahead"));
+        // Exclusive flags are clap's to refuse.
+        assert!(args(&["--rate", "5", "--rates", "1,2"]).is_err());
+        assert!(args(&["--txs", "5", "--duration", "2", "--rate", "1"]).is_err());
+    }
 }

@@ -1,4 +1,4 @@
-//! The command line of `ordo` (SPEC §8), declared with clap's derive API.
+//! The command line of `ordo` (protocol §8), declared with clap's derive API.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -35,20 +35,69 @@ pub enum Command {
     Status(NodeArgs),
     /// Load the nodes with signed transactions; report throughput and commit latency.
     Bench(BenchArgs),
+    /// Run a workload and random faults on a running testnet, then check nothing was lost.
+    Chaos(ChaosArgs),
+}
+
+/// A kind of fault `ordo chaos` injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum ChaosFault {
+    /// SIGKILL a random node, restart it after a random delay.
+    Kill,
+    /// SIGSTOP a random node, resume it after a random delay.
+    Pause,
+    /// SIGKILL a random node and restart it at once.
+    Restart,
+    /// SIGKILL the current leader (PBFT primary), restart it after a random delay.
+    Leader,
+}
+
+#[derive(Args, Debug)]
+pub struct ChaosArgs {
+    /// The directory of the running `ordo testnet`.
+    #[arg(long, default_value = "testnet")]
+    pub dir: PathBuf,
+    /// How long to inject faults, in minutes; fractions are fine (0.5).
+    #[arg(long, default_value_t = 2.0)]
+    pub minutes: f64,
+    /// The kinds of fault to draw from, separated by commas.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "kill,pause,restart,leader")]
+    pub faults: Vec<ChaosFault>,
+    /// The seed of the fault schedule; drawn at random (and printed) when absent.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The workload's offered rate, in transactions per second.
+    #[arg(long, default_value_t = 20)]
+    pub rate: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// The API URLs to submit to, round-robin (repeat the flag or separate with commas); the
-    /// first one is also followed for commits. Default: the four nodes of `ordo testnet`.
+    /// The API URLs to submit to, round-robin (repeat the flag or separate with commas); a node
+    /// that refuses a request is skipped for the next one, and the chain is followed on any node
+    /// that answers. Default: the four nodes of `ordo testnet`.
     #[arg(long = "node", value_delimiter = ',')]
     pub nodes: Vec<String>,
-    /// How many transactions to submit.
+    /// How many transactions to submit (per rate of a sweep).
     #[arg(long, default_value_t = 20_000)]
     pub txs: usize,
+    /// Distinct client keys signing the transactions (transaction i is signed by key i mod N).
+    #[arg(long, default_value_t = 10_000)]
+    pub senders: usize,
     /// The offered load in transactions per second; 0 offers them as fast as they are admitted.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "rates")]
     pub rate: u64,
+    /// A sweep: one step per offered rate (e.g. `2000,5000,10000`), each waiting for its
+    /// transactions to commit; one table row per rate.
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Vec<u64>,
+    /// A steady load for this many seconds at `--rate` (or each of `--rates`): rate x SECS
+    /// transactions instead of `--txs`.
+    #[arg(long, value_name = "SECS", conflicts_with = "txs")]
+    pub duration: Option<u64>,
     /// Transactions per `POST /v1/transactions/batch` request.
     #[arg(long, default_value_t = 200)]
     pub batch: usize,
@@ -58,10 +107,11 @@ pub struct BenchArgs {
     /// The size of each transaction's value, in bytes.
     #[arg(long, default_value_t = 16)]
     pub value_size: usize,
-    /// Seconds to wait for everything to commit before giving up.
+    /// Seconds to wait, after the last transaction is due at the offered rate (at once with
+    /// `--rate 0`), for everything to commit before giving up.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
-    /// Print the report as JSON.
+    /// Print the report as JSON (an array of reports for a sweep).
     #[arg(long)]
     pub json: bool,
 }
@@ -176,8 +226,12 @@ pub struct NodeRunArgs {
     pub config: PathBuf,
 }
 
+/// `ordo testnet` runs a testnet; with a subcommand, it acts on the one running in `--dir`.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct TestnetArgs {
+    #[command(subcommand)]
+    pub command: Option<TestnetCommand>,
     /// The number of validators (when DIR is new).
     #[arg(long, default_value_t = 4)]
     pub nodes: usize,
@@ -192,4 +246,38 @@ pub struct TestnetArgs {
     /// Node I serves its API on A+I.
     #[arg(long, default_value_t = 8080)]
     pub api_port: u16,
+}
+
+/// Faults a user causes on a running testnet from another terminal (the supervisor applies them).
+#[derive(Subcommand, Debug)]
+pub enum TestnetCommand {
+    /// SIGKILL a validator.
+    Kill(TestnetNodeArgs),
+    /// SIGSTOP a validator: it stays alive but neither answers nor votes.
+    Pause(TestnetNodeArgs),
+    /// SIGCONT a paused validator.
+    Resume(TestnetNodeArgs),
+    /// Start a stopped (killed or exited) validator again; it catches up from its peers.
+    Restart(TestnetNodeArgs),
+    /// List the validators: state, pid, API.
+    Nodes(TestnetNodesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TestnetNodeArgs {
+    /// A validator's name (node2), its index (2), or `leader` (asked of the running nodes).
+    pub node: String,
+    /// The directory of the running testnet.
+    #[arg(long, default_value = "testnet")]
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct TestnetNodesArgs {
+    /// The directory of the running testnet.
+    #[arg(long, default_value = "testnet")]
+    pub dir: PathBuf,
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

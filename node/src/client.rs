@@ -1,5 +1,5 @@
-//! The client commands of `ordo` (SPEC §8): `tx`, `block`, `state get`, `status` and
-//! `verify-chain --node`. They speak only the REST API of SPEC §7, as a client in any other
+//! The client commands of `ordo` (protocol §8): `tx`, `block`, `state get`, `status` and
+//! `verify-chain --node`. They speak only the REST API of protocol §7, as a client in any other
 //! language would, over a small blocking HTTP client (ureq).
 
 use std::path::{Path, PathBuf};
@@ -112,7 +112,7 @@ pub fn tx(args: TxArgs) -> anyhow::Result<()> {
     let status = api.get("/v1/status")?.context("the node has no /v1/status")?;
     let chain_id = status["chain_id"].as_str().context("status has no chain_id")?;
     let key = client_key(args.key_file.as_deref())?;
-    // A random nonce makes otherwise-equal transactions distinct (SPEC §3).
+    // A random nonce makes otherwise-equal transactions distinct (protocol §3).
     let tx = Transaction::sign(chain_id, &key, rand::rngs::OsRng.next_u64(), op);
     let (code, body) = api.post("/v1/transactions", &serde_json::to_value(&tx)?)?;
     if !(code == 200 || code == 202) {

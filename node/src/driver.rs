@@ -31,8 +31,10 @@ pub const VERIFY_CONCURRENCY: usize = 4;
 /// Gossiped transaction batches being verified at once. Apart from the consensus permits, so
 /// that a flood of transactions never delays the votes that would order it.
 pub const GOSSIP_VERIFY_CONCURRENCY: usize = 2;
-/// A fetch of at least this many blocks makes the node report "catching up" (not ready).
-pub const CATCH_UP_NOT_READY_BLOCKS: u64 = 8;
+/// A fetch of at least this many blocks makes the node report "catching up" (not ready, 503):
+/// two checkpoint intervals at the default K = 32. Under load a backup routinely fetches a few
+/// blocks whose COMMITs it missed; that is no reason to refuse clients.
+pub const CATCH_UP_NOT_READY_BLOCKS: u64 = 64;
 /// Gossiped transaction batches waiting for verification.
 pub const GOSSIP_QUEUE_CAPACITY: usize = 1024;
 /// The most bytes of blocks one sync response carries.

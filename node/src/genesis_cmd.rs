@@ -1,4 +1,4 @@
-//! `ordo genesis`: writes a network directory for N validators (SPEC §8).
+//! `ordo genesis`: writes a network directory for N validators (protocol §8).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

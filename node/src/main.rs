@@ -1,18 +1,21 @@
-//! `ordo`: the one binary of Ordo (SPEC §8).
+//! `ordo`: the one binary of Ordo (protocol §8).
 //!
 //! Layout: `cli` parses the command line (clap); `run` starts a validator (store, mempool, p2p,
 //! API) and `driver` runs its consensus core; `wire` holds the node's p2p payloads; each other
 //! subcommand lives in its own module:
-//! `keygen`, `genesis_cmd`, `verify` (offline), `client` (the commands that speak the REST API) and
-//! `bench` (the load generator). Errors reach the user through `anyhow` here, at the edge,
+//! `keygen`, `genesis_cmd`, `verify` (offline), `client` (the commands that speak the REST API),
+//! `bench` (the load generator) and `chaos` (a workload plus random faults on a running testnet, then
+//! a check that nothing was lost). Errors reach the user through `anyhow` here, at the edge,
 //! with a line that says what to do next.
 
 mod bench;
+mod chaos;
 mod cli;
 mod client;
 mod driver;
 mod genesis_cmd;
 mod keygen;
+mod regossip;
 mod run;
 mod testnet;
 mod verify;
@@ -39,6 +42,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::State(c) => client::state(c),
         cli::Command::Status(a) => client::status(a),
         cli::Command::Bench(a) => bench::run(a),
+        cli::Command::Chaos(a) => chaos::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -16,7 +16,7 @@ use ordo_api::{
 use ordo_chain::store::{RocksStore, Store};
 use ordo_chain::{Keypair, PublicKey, TxRules, VerifiedTx};
 use ordo_consensus::pbft::{Replica, VerifyContext};
-use ordo_consensus::{Mode, PbftConfig, Status};
+use ordo_consensus::{PbftConfig, Status};
 use ordo_genesis::{ConsensusKind, Genesis, KeyFile, NodeConfig};
 use ordo_p2p::{P2pConfig, P2pHandle, ValidatorPeer};
 use tokio::sync::mpsc;
@@ -176,6 +176,7 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
 
     let driver_task = tokio::spawn(driver::run(shared.clone(), replica, driver_rx, shutdown.clone()));
     let events_task = tokio::spawn(driver::p2p_events(shared.clone(), events, shutdown.clone()));
+    tokio::spawn(crate::regossip::run(shared.clone(), shutdown.clone()));
 
     let api_cfg = ApiConfig {
         request_timeout_ms: cfg.api_request_timeout_ms,
@@ -232,12 +233,11 @@ impl NodeHandle for Shared {
                 reason: format!("connected to {connected} validators, a quorum needs {need}"),
             };
         }
+        // A view change or a short catch-up is no reason to refuse clients: what they submit is
+        // admitted and gossiped, and ordered as soon as the committee has a primary again. Only a
+        // node far behind refuses, since it could not tell a client the current state.
         if self.syncing.load(Ordering::Relaxed) {
-            return Readiness::NotReady { reason: "catching up with the committee".into() };
-        }
-        let status = *self.status.read().expect("status lock");
-        if status.mode == Mode::ViewChange {
-            return Readiness::NotReady { reason: format!("changing to view {}", status.view) };
+            return Readiness::NotReady { reason: "catching up with the committee (far behind)".into() };
         }
         Readiness::Ready
     }

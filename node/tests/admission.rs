@@ -5,7 +5,7 @@
 //!   genesis, dials every validator and floods them with valid transactions and forged consensus
 //!   messages. Every validator refuses its connections (and logs the refusal with its PeerId),
 //!   and nothing it sent reaches a mempool or consensus; the chain then goes on committing.
-//! - Every bad input of SPEC §7 sent over HTTP gets its status code and error body, and changes
+//! - Every bad input of protocol §7 sent over HTTP gets its status code and error body, and changes
 //!   no mempool, block or state on any of the four nodes; a replayed committed transaction is
 //!   answered 200 `committed` and changes nothing either.
 //!
@@ -332,9 +332,9 @@ fn an_outsider_is_refused_and_nothing_it_sends_reaches_consensus() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Acceptance 6: every bad input of SPEC §7 against real nodes
+// Acceptance 6: every bad input of protocol §7 against real nodes
 
-/// Asserts the SPEC §7 error: this status, a JSON content type and exactly
+/// Asserts the protocol §7 error: this status, a JSON content type and exactly
 /// `{"error":{"code":<code>,"message":<non-empty>}}`.
 fn assert_error(what: &str, got: (u16, String, Value), status: u16, code: &str) {
     let (s, content_type, body) = got;

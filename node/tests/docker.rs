@@ -166,8 +166,8 @@ fn docker_isolate_primary_and_partition() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Submissions are admitted until a node notices it cannot reach a quorum (it then answers
-    // 503 not_ready while it tries to change view), so both sides hold pending transactions.
+    // Submissions are admitted until a node notices it is connected to fewer validators than a
+    // quorum needs (it then answers 503 not_ready), so both sides hold pending transactions.
     eprintln!("submissions during the 2|2 partition, answers per node (status: count): {answers:?}");
     for side in [[0, 1], [2, 3]] {
         assert!(

@@ -1,0 +1,98 @@
+//! Re-gossip of transactions that stay pending.
+//!
+//! A transaction is gossiped once, when a node admits it. That one publication can reach nobody:
+//! a node just restarted by a fault is connected (and so ready) before gossipsub has learned its
+//! peers' subscriptions, and a publication made while the mesh still names a killed peer can miss
+//! the live ones. The transaction then waits in that one node's mempool, which is a backup's, so
+//! no primary ever proposes it: an acknowledged transaction that never commits (found by
+//! `ordo chaos`: 57 acknowledged transactions were held only by the node that admitted them).
+//!
+//! So every `REGOSSIP_INTERVAL_MS` the node publishes again the oldest pending transactions that
+//! were already among the oldest one interval before (they have waited at least that long). The
+//! receivers skip ids they already hold or committed before any signature check, so a repeat
+//! costs them a lookup; the work is bounded by `REGOSSIP_MAX_TXS` per interval.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ordo_chain::{Hash, VerifiedTx};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::run::Shared;
+use crate::wire;
+
+/// How often the oldest pending transactions are considered for re-gossip, and how long one
+/// must have been pending to be re-gossiped.
+pub const REGOSSIP_INTERVAL_MS: u64 = 2_000;
+/// The most transactions re-gossiped per interval.
+pub const REGOSSIP_MAX_TXS: usize = 2_048;
+/// The most bytes of transactions re-gossiped per interval (above the largest transaction the
+/// limits allow, so the oldest one always fits).
+pub const REGOSSIP_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// Picks, from the oldest pending transactions now, those that were already among the oldest at
+/// the previous round, and returns them with the ids to remember for the next round.
+pub fn stale(oldest: Vec<VerifiedTx>, previous: &HashSet<Hash>) -> (Vec<VerifiedTx>, HashSet<Hash>) {
+    let now: HashSet<Hash> = oldest.iter().map(VerifiedTx::id).collect();
+    let stale = oldest.into_iter().filter(|t| previous.contains(&t.id())).collect();
+    (stale, now)
+}
+
+/// Runs until shutdown.
+pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(REGOSSIP_INTERVAL_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut previous = HashSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let oldest = shared.chain.mempool().peek(REGOSSIP_MAX_TXS, REGOSSIP_MAX_BYTES);
+        let (txs, now) = stale(oldest, &previous);
+        previous = now;
+        if txs.is_empty() {
+            continue;
+        }
+        let count = txs.len();
+        match shared.p2p.publish_tx(wire::encode_txs(&txs)).await {
+            Ok(()) => info!(txs = count, "gossiped again transactions pending for {REGOSSIP_INTERVAL_MS} ms or more"),
+            Err(e) => {
+                debug!(txs = count, error = %e, "could not gossip pending transactions again; next round retries")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordo_chain::{Keypair, Op, Transaction, TxRules};
+
+    fn txs(n: u64) -> Vec<VerifiedTx> {
+        let key = Keypair::from_seed([3; 32]);
+        let rules = TxRules::new("t");
+        (0..n)
+            .map(|i| {
+                let tx = Transaction::sign("t", &key, i, Op::Put { key: format!("k{i}"), value: "v".into() });
+                rules.verify_many(vec![tx]).pop().unwrap().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_transactions_pending_for_a_whole_round_are_gossiped_again() {
+        let all = txs(4);
+        // First round: nothing was seen before, so nothing is stale.
+        let (s, seen) = stale(all[..3].to_vec(), &HashSet::new());
+        assert!(s.is_empty());
+        // Second round: 0 committed meanwhile; 1 and 2 are still pending; 3 is new.
+        let (s, seen) = stale(all[1..].to_vec(), &seen);
+        assert_eq!(s.iter().map(VerifiedTx::id).collect::<Vec<_>>(), vec![all[1].id(), all[2].id()]);
+        // Third round: everything committed.
+        let (s, seen) = stale(Vec::new(), &seen);
+        assert!(s.is_empty() && seen.is_empty());
+    }
+}

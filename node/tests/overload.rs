@@ -1,0 +1,71 @@
+//! The committee stays together under overload (issue 8, "what was seen" 2): bursts far past
+//! what the committee can order, offered by `ordo bench` as a user would, must leave all four
+//! validators in one view, ready, with every transaction committed, no refusal for "changing
+//! view", and one chain. Before the fix, a backup behind on its own verification suspected the
+//! healthy primary, started a view change alone, escalated for minutes and answered every
+//! client with 503 the whole time.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Testnet;
+use serde_json::Value;
+
+/// Transactions per burst: several times what a debug-build committee orders in a second, so
+/// that every burst saturates it (well under the mempool's default 200,000).
+const BURST_TXS: usize = 12_000;
+const BURSTS: usize = 3;
+
+#[test]
+fn bursts_past_saturation_leave_one_committee_in_one_view() {
+    let t = Testnet::start(4);
+    for i in 0..4 {
+        t.wait_ready(i);
+    }
+    let nodes: Vec<String> = (0..4).map(|i| t.api(i)).collect();
+    for burst in 0..BURSTS {
+        let out = common::ordo()
+            .args(["bench", "--node", &nodes.join(","), "--txs", &BURST_TXS.to_string(), "--rate", "0"])
+            .args(["--batch", "500", "--clients", "8", "--timeout", "240", "--json"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "burst {burst}: `ordo bench` failed\n{stdout}\n{stderr}");
+        let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        eprintln!("burst {burst}: {report}");
+        assert_eq!(report["committed"].as_u64(), Some(BURST_TXS as u64), "burst {burst}: {report}");
+        // Nobody refused a client for being "not ready" (the old answer during a view change).
+        for node in report["per_node"].as_array().unwrap() {
+            let refused = &node["refused"];
+            assert!(
+                refused.get("503").is_none() && refused.get("not_ready").is_none(),
+                "burst {burst}: {} refused clients as not ready: {refused}",
+                node["url"]
+            );
+        }
+    }
+
+    // One committee: every node in the same view, ready, with the same tip.
+    let statuses: Vec<Value> = (0..4).map(|i| t.get(i, "/v1/status").1).collect();
+    let views: Vec<u64> = statuses.iter().map(|s| s["view"].as_u64().unwrap()).collect();
+    eprintln!("views after {BURSTS} bursts of {BURST_TXS}: {views:?}");
+    assert!(views.iter().all(|v| *v == views[0]), "the committee is split across views: {views:?}");
+    for (i, s) in statuses.iter().enumerate() {
+        assert_eq!(s["ready"], true, "node{i} is not ready: {s}");
+        assert_eq!(s["leader"], statuses[0]["leader"], "node{i} follows another leader: {s}");
+    }
+    t.wait_for("every node at one height", Duration::from_secs(60), |t| {
+        let h: Vec<Option<u64>> = (0..4).map(|i| t.height(i)).collect();
+        h.iter().all(|x| x.is_some() && *x == h[0])
+    });
+    let h = t.height(0).unwrap();
+    t.assert_agree_up_to(h);
+    // Still live and together: one more transaction commits on all four.
+    let key = ordo_chain::Keypair::from_seed([42; 32]);
+    let ids = common::submit_round_robin(&t, &key, 1, 1, &[3]);
+    for i in 0..4 {
+        common::wait_committed(&t, i, &ids, Duration::from_secs(30));
+    }
+}
