@@ -712,7 +712,8 @@ impl Replica {
             }
         } else if view < self.view {
             // PLANTED BUG: no rejoin.
-            if false && self.mode == Mode::ViewChange
+            if false
+                && self.mode == Mode::ViewChange
                 && news
                 && view >= self.last_normal_view
                 && self.view_changes_at_or_above(self.view) < self.ctx.committee.weak_quorum()
