@@ -214,9 +214,12 @@ mod tests {
             _ => panic!("400 is a rejection"),
         }
         let short = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\n[{}]");
-        assert!(matches!(post_batch(&agent(2_000), &short, "[1,2]", 2), Posted::Rejected { .. }));
+        assert!(matches!(
+            post_batch(&agent(2_000), &short, "[1,2]", 2, Duration::from_millis(2_000)),
+            Posted::Rejected { .. }
+        ));
         let good = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\n[{},{}]");
-        match post_batch(&agent(2_000), &good, "[1,2]", 2) {
+        match post_batch(&agent(2_000), &good, "[1,2]", 2, Duration::from_millis(2_000)) {
             Posted::Items { items, retry_after } => {
                 assert_eq!(items.len(), 2);
                 assert_eq!(retry_after, None);

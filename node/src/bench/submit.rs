@@ -349,6 +349,7 @@ mod tests {
     //! The routing rules against scripted nodes on loopback: each serves canned answers and
     //! records what it was sent.
     use super::*;
+    use crate::bench::http::REQUEST_TIMEOUT_MS;
     use crate::bench::sign::{requests, senders, Plan};
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
@@ -508,6 +509,34 @@ mod tests {
         assert_eq!(stats[0].1.refused["timeout"].requests, sent, "{stats:?}");
         assert_eq!(stats[1].1.admitted, 400);
         assert_eq!(held.load(Ordering::SeqCst) as u64, sent);
+    }
+
+    #[test]
+    fn no_answer_is_awaited_past_the_deadline() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let conns: Vec<_> = l.incoming().collect();
+            drop(conns);
+        });
+        let reqs = signed(10, 10);
+        let now = Instant::now();
+        // The request timeout (REQUEST_TIMEOUT_MS, 10 s) is longer than the whole run may take.
+        let offer = Offer::new(
+            &reqs,
+            10,
+            std::slice::from_ref(&silent),
+            0,
+            now,
+            now + Duration::from_millis(1_000),
+            1,
+            ProgressBar::hidden(),
+        );
+        run(&offer, 1);
+        let took = now.elapsed();
+        assert!(took < Duration::from_millis(REQUEST_TIMEOUT_MS - 5_000), "the submitter waited {took:?}");
+        assert_eq!((offer.admitted(), offer.given_up()), (0, 10));
+        assert_eq!(offer.node_stats()[0].1.refused["timeout"], Refused { requests: 1, txs: 10 });
     }
 
     #[test]
