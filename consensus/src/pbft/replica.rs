@@ -711,9 +711,7 @@ impl Replica {
                 self.primary_progress_ms = self.now_ms;
             }
         } else if view < self.view {
-            // PLANTED BUG: no rejoin.
-            if false
-                && self.mode == Mode::ViewChange
+            if self.mode == Mode::ViewChange
                 && news
                 && view >= self.last_normal_view
                 && self.view_changes_at_or_above(self.view) < self.ctx.committee.weak_quorum()
