@@ -5,23 +5,13 @@
 
 mod common;
 
-use std::net::TcpListener;
+use common::free_ports;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// A base port with `n` free consecutive ports for p2p and `n` for the API.
-fn free_ports(n: u16) -> (u16, u16) {
-    for _ in 0..200 {
-        let base = 20_000 + (rand::random::<u16>() % 35_000);
-        if (0..2 * n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return (base, base + n);
-        }
-    }
-    panic!("no free ports found");
-}
 
 /// `ordo testnet` as a child process; SIGINT (what Ctrl-C sends) stops it and its nodes.
 struct Supervisor {

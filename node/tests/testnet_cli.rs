@@ -6,26 +6,14 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ordo, submit_round_robin, wait_committed, Testnet};
+use common::{free_ports, ordo, submit_round_robin, wait_committed, Testnet};
 use ordo_chain::Keypair;
 use ordo_genesis::Genesis;
 use serde_json::Value;
-
-/// Finds a base port with `n` free consecutive ports for p2p and `n` for the API.
-fn free_ports(n: u16) -> (u16, u16) {
-    for _ in 0..200 {
-        let base = 20_000 + (rand::random::<u16>() % 35_000);
-        if (0..2 * n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return (base, base + n);
-        }
-    }
-    panic!("no free ports found");
-}
 
 /// A running `ordo testnet`, its stdout and stderr captured in files. Dropping it SIGKILLs the
 /// supervisor, whose nodes then die with it (they ask the kernel for that).

@@ -17,7 +17,7 @@ pub fn ordo() -> Command {
 }
 
 /// Finds a base port with `n` free consecutive ports for p2p and `n` for the API.
-fn free_ports(n: u16) -> (u16, u16) {
+pub fn free_ports(n: u16) -> (u16, u16) {
     for _ in 0..200 {
         let base = 20_000 + (rand::random::<u16>() % 35_000);
         let all_free = (0..2 * n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
