@@ -473,11 +473,11 @@ fn view_change_leaves_out_executed_bodies_and_the_new_primary_fetches_them() {
 fn request_timer_measures_the_primary_not_this_backups_backlog() {
     // Castro & Liskov 2002, §4.4: a backup suspects the primary when a request it waits for is not
     // executed in time, and the timer restarts when a request executes. A backup behind on its
-    // own work (here: it lacks the batch body, so it cannot execute) still sees the committee
-    // execute: a new height certified in its view (2f+1 COMMITs), or a PRE-PREPARE of its view for
-    // a new height, restarts the timer. Only the primary's silence makes it suspect the primary.
-    let cfg = ordo_consensus::PbftConfig { max_in_flight: 2, ..sim_config() };
-    let mut r = replica_with(1, cfg);
+    // own work still sees the committee execute: a new height certified in its view (2f+1
+    // COMMITs), or a PRE-PREPARE of its view for a new height, restarts the timer, and so does
+    // being behind (its next height is certified but it lacks the body, so it cannot execute
+    // it yet). Only the primary's silence makes it suspect the primary.
+    let mut r = replica(1);
     r.handle(Input::ClientTxs(txs(1, 40)));
     // At 200 ms the committee certifies height 1, whose PRE-PREPARE this backup never got.
     r.handle(Input::Tick { now_ms: 200 });
@@ -487,23 +487,43 @@ fn request_timer_measures_the_primary_not_this_backups_backlog() {
         out.extend(feed(&mut r, commit(i, 0, &b1)));
     }
     assert!(commits(&out).is_empty(), "no body, no commit here");
-    for now_ms in [300, 499] {
-        assert!(broadcasts(&r.handle(Input::Tick { now_ms })).is_empty(), "suspected at {now_ms} ms");
+    // It is behind the committee for as long as it lacks the body: no suspicion.
+    for now_ms in [300, 499, 5_000] {
+        let out = r.handle(Input::Tick { now_ms });
+        assert!(broadcasts(&out).iter().all(|m| !matches!(m, Message::ViewChange(_))), "suspected at {now_ms} ms");
     }
-    // A PRE-PREPARE far beyond what the committee certified (height 4 > 1 + max_in_flight) is not
-    // progress: an honest primary never proposes that far ahead.
-    feed(&mut r, Message::PrePrepare(pp(0, batch(4, 0, txs(1, 42)))));
-    // At 499 ms a PRE-PREPARE for the new height 2 is.
+    // The body arrives at 5 s (height 1 commits), and with it a PRE-PREPARE for the new height 2.
+    assert_eq!(commits(&feed(&mut r, Message::PrePrepare(pp(0, b1.clone())))).len(), 1);
     let out = feed(&mut r, Message::PrePrepare(pp(0, batch(2, 0, txs(1, 43)))));
     assert!(matches!(broadcasts(&out)[..], [Message::Prepare(p)] if p.height == 2));
-    for now_ms in [500, 798] {
+    for now_ms in [5_001, 5_299] {
         let out = r.handle(Input::Tick { now_ms });
         assert!(broadcasts(&out).iter().all(|m| !matches!(m, Message::ViewChange(_))), "suspected at {now_ms} ms");
         assert_eq!((r.status().view, r.status().mode), (0, Mode::Normal));
     }
     // No progress for a whole timeout: now the primary is suspected.
-    let out = r.handle(Input::Tick { now_ms: 799 });
+    let out = r.handle(Input::Tick { now_ms: 5_300 });
     assert!(matches!(broadcasts(&out)[0], Message::ViewChange(v) if v.view == 1));
+}
+
+#[test]
+fn a_pre_prepare_far_ahead_of_the_certified_heights_is_not_progress() {
+    // Castro & Liskov 2002, §4.4 (the timer protects against a faulty primary): a PRE-PREPARE
+    // restarts the request timer only within max_in_flight heights of what the backup saw
+    // certified, as an honest primary never proposes further ahead; a faulty primary proposing
+    // batches that never commit postpones its suspicion by at most max_in_flight timeouts.
+    let cfg = ordo_consensus::PbftConfig { max_in_flight: 2, ..sim_config() };
+    for (height, suspected_at_ms) in [(3, 300), (2, 500)] {
+        let mut r = replica_with(1, cfg.clone());
+        r.handle(Input::ClientTxs(txs(1, 55)));
+        r.handle(Input::Tick { now_ms: 200 });
+        let out = feed(&mut r, Message::PrePrepare(pp(0, batch(height, 0, txs(1, 56)))));
+        assert!(matches!(broadcasts(&out)[..], [Message::Prepare(p)] if p.height == height), "accepted all the same");
+        r.handle(Input::Tick { now_ms: suspected_at_ms - 1 });
+        assert_eq!(r.status().view, 0, "height {height}");
+        r.handle(Input::Tick { now_ms: suspected_at_ms });
+        assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange), "height {height}");
+    }
 }
 
 #[test]

@@ -728,6 +728,12 @@ impl Replica {
         }
     }
 
+    /// True when 2f+1 COMMITs certify the height after this replica's committed height.
+    fn next_height_certified(&self) -> bool {
+        let quorum = self.quorum();
+        self.log.get(&(self.committed_height + 1)).is_some_and(|s| s.commits.values().any(|v| v.len() >= quorum))
+    }
+
     /// Committed-local (§4.2): 2f+1 COMMITs from distinct validators for one (view, digest),
     /// and the batch's body. The COMMITs are the protocol §6 certificate.
     fn check_committed(&mut self, h: u64) {
@@ -1334,6 +1340,12 @@ impl Replica {
                 // in this view): under a backlog the oldest transaction may wait far longer than
                 // the timeout while the primary makes steady progress, and a backup behind on its
                 // own work must not take its own lag for a faulty primary.
+                // A replica whose next height is certified but not yet committed here (it waits
+                // for the body, or for its fetch) is behind the committee: its pending
+                // transactions may well be in that batch, and its lag is its own.
+                if self.next_height_certified() {
+                    self.primary_progress_ms = self.now_ms;
+                }
                 if let Some(oldest) = self.pool.oldest_arrival_ms() {
                     let since = oldest.max(self.view_started_ms).max(self.primary_progress_ms);
                     if self.now_ms >= since + self.timeout_ms() {
