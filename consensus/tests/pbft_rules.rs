@@ -349,6 +349,37 @@ fn checkpoint_becomes_stable_at_2f_plus_1_and_garbage_collects() {
 }
 
 #[test]
+fn a_replica_re_sends_its_newest_checkpoint_until_it_is_stable() {
+    // Castro & Liskov 2002, §4.3: a checkpoint becomes stable with 2f+1 CHECKPOINT messages;
+    // replicas re-send what others may have missed. A replica re-sends its stable checkpoint (a
+    // laggard needs 2f+1 of it) and its newest one while that is not stable yet (else replicas
+    // that lost its first copies never make it stable, and stay at different stable checkpoints).
+    let mut r = replica(1);
+    let mut prev = genesis();
+    let mut synced = Vec::new();
+    for h in 1..=8 {
+        let b = batch(h, 0, Vec::new());
+        let (blk, _) = Block::build(CHAIN_ID, &prev, b.header, &[], &[], Some(cert(0, &b, &[0, 2, 3])));
+        synced.push(verify_block(&ctx(), &blk).unwrap());
+        prev = blk;
+    }
+    assert_eq!(commits(&r.handle(Input::SyncedBlocks(synced))).len(), 8);
+    let (h4, h8) = (Hash([4; 32]), Hash([8; 32]));
+    r.handle(Input::Executed { height: 4, block_hash: h4 });
+    for i in [2, 3] {
+        feed(&mut r, Message::Checkpoint(Checkpoint::sign(CHAIN_ID, &validator_key(i), 4, h4)));
+    }
+    assert_eq!(r.status().stable_height, 4);
+    r.handle(Input::Executed { height: 8, block_hash: h8 });
+    let out = r.handle(Input::Tick { now_ms: 150 });
+    let resent: Vec<(u64, Hash)> = broadcasts(&out)
+        .iter()
+        .filter_map(|m| if let Message::Checkpoint(c) = m { Some((c.height, c.block_hash)) } else { None })
+        .collect();
+    assert_eq!(resent, vec![(4, h4), (8, h8)]);
+}
+
+#[test]
 fn replica_behind_a_stable_checkpoint_fetches_certified_blocks() {
     // Castro & Liskov 2002, §4.3 (state transfer): a replica that learns of a stable checkpoint
     // above its state fetches it; Ordo fetches certified blocks and verifies each certificate.
@@ -628,16 +659,46 @@ fn lone_replica_rejoins_the_committee_as_a_non_voting_observer() {
 }
 
 #[test]
-fn a_replica_in_a_view_change_that_2f_plus_1_asked_for_does_not_rejoin() {
-    // Castro & Liskov 2002, §4.5.2: once 2f+1 replicas asked for view v+1, the view change is under
-    // way (a late certificate of view v only tells of a batch the NEW-VIEW will carry); only a
-    // replica that is alone in its view change goes back.
+fn a_lone_replica_rejoins_only_on_news_of_the_committee() {
+    // Castro & Liskov 2002, §4.5.2 with Ordo's rejoin rule: COMMITs are re-sent for a long time,
+    // so a certificate of a height this replica had already seen certified when it asked is no
+    // evidence that the committee still commits. Committing a batch of the lower view above the
+    // height it had committed when it asked is: the committee is ahead in that view (this also
+    // brings it back once the committee went idle, when no new certificate will come).
+    let mut r = replica(3);
+    r.handle(Input::ClientTxs(txs(1, 57)));
+    let (b1, b2) = (batch(1, 0, Vec::new()), batch(2, 0, Vec::new()));
+    // Height 2 is certified (height 1 is not, so it is not behind), bodies unknown.
+    for i in [0, 1, 2] {
+        feed(&mut r, commit(i, 0, &b2));
+    }
+    r.handle(Input::Tick { now_ms: 300 });
+    assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
+    // The same certificate again is old news.
+    for i in [0, 1, 2] {
+        feed(&mut r, commit(i, 0, &b2));
+    }
+    assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
+    // Fetched, certified blocks 1 and 2 of view 0 commit here: it rejoins view 0 as an observer.
+    let (blk1, _) = Block::build(CHAIN_ID, &genesis(), b1.header, &[], &[], Some(cert(0, &b1, &[0, 1, 2])));
+    let (blk2, _) = Block::build(CHAIN_ID, &blk1, b2.header, &[], &[], Some(cert(0, &b2, &[0, 1, 2])));
+    let out =
+        r.handle(Input::SyncedBlocks(vec![verify_block(&ctx(), &blk1).unwrap(), verify_block(&ctx(), &blk2).unwrap()]));
+    assert_eq!(commits(&out).len(), 2);
+    assert_eq!(votes(&out), 0);
+    assert_eq!((r.status().view, r.status().mode, r.promised_view()), (0, Mode::Normal, 1));
+    assert_eq!(r.counters().rejoins, 1);
+}
+
+#[test]
+fn a_replica_in_a_view_change_that_f_plus_1_asked_for_does_not_rejoin() {
+    // Castro & Liskov 2002, §4.5.2: once f+1 replicas asked for view v+1, every other replica
+    // joins, so the view change is under way (a late certificate of view v only tells of a batch
+    // the NEW-VIEW will carry); only a replica alone in its view change goes back.
     let mut r = replica(3);
     r.handle(Input::ClientTxs(txs(1, 48)));
     r.handle(Input::Tick { now_ms: 300 });
-    for i in [0, 2] {
-        feed(&mut r, Message::ViewChange(vc(i, 1)));
-    }
+    feed(&mut r, Message::ViewChange(vc(0, 1)));
     let b1 = batch(1, 0, txs(1, 49));
     for i in [0, 1, 2] {
         feed(&mut r, commit(i, 0, &b1));

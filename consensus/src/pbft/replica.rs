@@ -164,8 +164,9 @@ pub struct Replica {
     /// When this replica last handed `new_view` to each validator: at most once per
     /// retransmission interval per asker (one entry per validator).
     new_view_answered_ms: BTreeMap<PublicKey, u64>,
-    /// This replica's newest CHECKPOINT, re-sent so that a replica which missed it learns it is
-    /// behind (it may have no pending work that would otherwise make it ask).
+    /// This replica's newest CHECKPOINT, re-sent (with the stable one) so that a replica which
+    /// missed it learns it is behind (it may have no pending work that would otherwise make it
+    /// ask), and so that it becomes stable even if its first copies were lost.
     my_checkpoint: Option<Checkpoint>,
     pool: Pool,
     next_height: u64,
@@ -190,6 +191,9 @@ pub struct Replica {
     /// says nothing about the committee now.
     highest_certified_height: u64,
     view_change_certified_mark: u64,
+    /// The committed height when this replica last sent its VIEW-CHANGE: committing a batch of
+    /// a lower view above it shows the committee ahead in that view.
+    view_change_committed_mark: u64,
     backoff: u32,
     last_retransmit_ms: u64,
     sync: Option<Sync>,
@@ -261,6 +265,7 @@ impl Replica {
             last_normal_view: if mode == Mode::Normal { view } else { 0 },
             highest_certified_height: restore.executed_height,
             view_change_certified_mark: restore.executed_height,
+            view_change_committed_mark: restore.executed_height,
             backoff: 0,
             last_retransmit_ms: now_ms,
             sync: None,
@@ -711,11 +716,7 @@ impl Replica {
                 self.primary_progress_ms = self.now_ms;
             }
         } else if view < self.view {
-            if self.mode == Mode::ViewChange
-                && news
-                && view >= self.last_normal_view
-                && self.view_changes_at_or_above(self.view) < self.ctx.committee.weak_quorum()
-            {
+            if news && self.may_rejoin(view) {
                 self.counters.rejoins += 1;
                 self.observe(view);
                 self.view_certified_height = h;
@@ -726,6 +727,16 @@ impl Replica {
         } else {
             self.ask_for_view(view);
         }
+    }
+
+    /// True when this replica, changing view, may rejoin the lower `view` as an observer: it was not
+    /// in a later view before, and at most f validators (itself included) asked for its view or
+    /// above. f+1 would make every other replica join the view change, so it waits for that.
+    fn may_rejoin(&self, view: u64) -> bool {
+        self.mode == Mode::ViewChange
+            && view < self.view
+            && view >= self.last_normal_view
+            && self.view_changes_at_or_above(self.view) < self.ctx.committee.weak_quorum()
     }
 
     /// True when 2f+1 COMMITs certify the height after this replica's committed height.
@@ -788,7 +799,18 @@ impl Replica {
             // Progress in this view resets the view-change backoff (§4.5.2).
             self.backoff = 0;
         }
+        let cert_view = match &b.certificate {
+            Certificate::Pbft(c) => Some(c.view),
+            _ => None,
+        };
         self.out.push(Action::Commit(b));
+        // Catching up on a lower view's batches above the height it had when it asked shows the
+        // committee ahead in that view (also once the committee has gone idle, when no new
+        // certificate will come).
+        if let Some(v) = cert_view.filter(|v| h > self.view_change_committed_mark && self.may_rejoin(*v)) {
+            self.counters.rejoins += 1;
+            self.observe(v);
+        }
     }
 
     // ------------------------------------------------------------------ checkpoints (§4.3)
@@ -1015,6 +1037,7 @@ impl Replica {
     fn send_view_change(&mut self, view: u64) {
         self.begin_view(view, Mode::ViewChange);
         self.view_change_certified_mark = self.highest_certified_height;
+        self.view_change_committed_mark = self.committed_height;
         self.pool.unpropose_all();
         for slot in self.log.values_mut() {
             slot.my_pre_prepare = None;
@@ -1394,12 +1417,20 @@ impl Replica {
         let mut msgs = Vec::new();
         if self.stable.height > 0 && self.executed_height >= self.stable.height {
             // Re-signing the stable checkpoint is truthful: this replica executed that height and
-            // its hash matched. A restarted replica has no CHECKPOINT message of its own to re-send.
-            if self.my_checkpoint.as_ref().is_none_or(|c| c.height != self.stable.height) {
-                self.my_checkpoint =
-                    Some(Checkpoint::sign(&self.ctx.chain_id, &self.key, self.stable.height, self.stable.block_hash));
-            }
-            msgs.push(Message::Checkpoint(self.my_checkpoint.clone().expect("just set")));
+            // its hash matched. A restarted replica has no CHECKPOINT message of its own to re-send,
+            // and one that executed a newer checkpoint holds that one instead.
+            let stable = match &self.my_checkpoint {
+                Some(c) if c.height == self.stable.height => c.clone(),
+                _ => Checkpoint::sign(&self.ctx.chain_id, &self.key, self.stable.height, self.stable.block_hash),
+            };
+            msgs.push(Message::Checkpoint(stable));
+        }
+        if let Some(c) = self.my_checkpoint.as_ref().filter(|c| c.height > self.stable.height) {
+            // Its newest checkpoint, not stable yet: re-sending it is what makes it stable when the
+            // first copies were lost. Re-sending only the stable one left replicas at different
+            // stable checkpoints for good, and a laggard behind both found 2f+1 matching at neither
+            // (simulation, twins_crash seed 5000047).
+            msgs.push(Message::Checkpoint(c.clone()));
         }
         for slot in self.log.range(self.committed_height.min(self.stable.height) + 1..).map(|(_, s)| s) {
             if slot.committed.is_none() {
