@@ -4,7 +4,9 @@
 # there is one list of prerequisites. It is quick when everything is already there.
 #
 #   scripts/setup.sh            # what the build needs (clang/libclang for RocksDB's bindings)
-#   scripts/setup.sh --tests    # also what the test suite needs (Python `cryptography`)
+#   scripts/setup.sh --tests    # also what the test suite needs (Python `cryptography` and
+#                               # `prometheus-client`, Chromium with its WebDriver for the
+#                               # explorer's browser test)
 #
 # As root it installs what is missing (apt-get, pip). As another user it prints the one command
 # to run and exits 1, so that nothing fails half-way through a 15-minute build.
@@ -23,23 +25,41 @@ apt_missing=()
 for pkg in clang libclang-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || apt_missing+=("$pkg")
 done
-need_crypto=0
-if [ "$want_tests" = 1 ] && ! python3 -c 'import cryptography' >/dev/null 2>&1; then
-  # scripts/spec_check.py, the independent Python implementation of the contract, signs and
-  # verifies with it (chain/tests/python_interop.rs runs it).
-  need_crypto=1
+if [ "$want_tests" = 1 ]; then
+  # node/tests/explorer_browser.rs drives the block explorer in headless Chromium through
+  # chromedriver (/usr/bin/chromium, /usr/bin/chromedriver); Debian ships both, the same version.
+  for pkg in chromium chromium-driver; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || apt_missing+=("$pkg")
+  done
+fi
+# Python modules the tests run (as pip name, Debian package, import name):
+#  - cryptography: scripts/spec_check.py, the independent Python implementation of the contract,
+#    signs and verifies with it (chain/tests/python_interop.rs runs it);
+#  - prometheus-client: the Prometheus project's own OpenMetrics parser, which
+#    api/tests/metrics.rs runs on /metrics (api/tests/parse_metrics.py).
+py_missing=()
+py_debian=()
+if [ "$want_tests" = 1 ]; then
+  for spec in cryptography:python3-cryptography:cryptography \
+              prometheus-client:python3-prometheus-client:prometheus_client; do
+    IFS=: read -r pip_name deb_name module <<<"$spec"
+    if ! python3 -c "import $module" >/dev/null 2>&1; then
+      py_missing+=("$pip_name")
+      py_debian+=("$deb_name")
+    fi
+  done
 fi
 
-if [ ${#apt_missing[@]} -eq 0 ] && [ "$need_crypto" = 0 ]; then
+if [ ${#apt_missing[@]} -eq 0 ] && [ ${#py_missing[@]} -eq 0 ]; then
   exit 0
 fi
 
 if [ "$(id -u)" != 0 ]; then
   cmd=""
   [ ${#apt_missing[@]} -gt 0 ] && cmd="sudo apt-get update && sudo apt-get install -y ${apt_missing[*]}"
-  if [ "$need_crypto" = 1 ]; then
+  if [ ${#py_missing[@]} -gt 0 ]; then
     [ -n "$cmd" ] && cmd="$cmd && "
-    cmd="${cmd}python3 -m pip install --user cryptography"
+    cmd="${cmd}python3 -m pip install --user ${py_missing[*]}"
   fi
   echo "Ordo needs packages this machine lacks. Run this once, then try again:" >&2
   echo "  $cmd" >&2
@@ -47,14 +67,14 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 if [ ${#apt_missing[@]} -gt 0 ]; then
-  echo "setup: installing ${apt_missing[*]} (needed to build RocksDB's bindings) ..." >&2
+  echo "setup: installing ${apt_missing[*]} (RocksDB's bindings; with --tests, the browser test's Chromium) ..." >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
-if [ "$need_crypto" = 1 ]; then
-  echo "setup: installing Python's cryptography (for the independent SPEC check) ..." >&2
-  # pip where Python is not Debian-managed; Debian's own package where it is (PEP 668).
-  python3 -m pip install --quiet cryptography 2>/dev/null ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-cryptography >/dev/null; }
+if [ ${#py_missing[@]} -gt 0 ]; then
+  echo "setup: installing Python's ${py_missing[*]} (the SPEC cross-check, the metrics parser) ..." >&2
+  # pip where Python is not Debian-managed; Debian's own packages where it is (PEP 668).
+  python3 -m pip install --quiet "${py_missing[@]}" 2>/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${py_debian[@]}" >/dev/null; }
 fi
 echo "setup: done" >&2

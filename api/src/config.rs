@@ -23,6 +23,9 @@ pub struct ApiConfig {
     /// The shortest interval between two log lines summarising refused requests (see
     /// `crate::refusals`).
     pub refusal_log_interval_ms: u64,
+    /// How many `/v1/events` streams may be open at once; one more is answered 503 with
+    /// `Retry-After`. Each costs a little memory and, while it replays, store reads.
+    pub events_max_subscribers: usize,
 }
 
 impl Default for ApiConfig {
@@ -34,6 +37,7 @@ impl Default for ApiConfig {
             rate_limit_burst: 20_000,
             retry_after_secs: 1,
             refusal_log_interval_ms: 10_000,
+            events_max_subscribers: 256,
         }
     }
 }
@@ -58,6 +62,9 @@ impl ApiConfig {
         }
         if self.refusal_log_interval_ms == 0 {
             return Err(ApiError::ZeroRefusalLogInterval);
+        }
+        if self.events_max_subscribers == 0 {
+            return Err(ApiError::ZeroEventSubscribers);
         }
         Ok(())
     }
@@ -86,5 +93,7 @@ mod tests {
         assert!(matches!(e, ApiError::ZeroRetryAfter));
         let e = ApiConfig { refusal_log_interval_ms: 0, ..d }.validate().unwrap_err();
         assert!(matches!(e, ApiError::ZeroRefusalLogInterval));
+        let e = ApiConfig { events_max_subscribers: 0, ..d }.validate().unwrap_err();
+        assert!(matches!(e, ApiError::ZeroEventSubscribers));
     }
 }

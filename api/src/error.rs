@@ -48,6 +48,8 @@ pub enum ApiError {
     NotReady { reason: String, retry_after_secs: u64 },
     #[error("the request took longer than {timeout_ms} ms")]
     Timeout { timeout_ms: u64, retry_after_secs: u64 },
+    #[error("{max} event streams are open on this node, its limit; retry after {retry_after_secs} s")]
+    TooManySubscribers { max: usize, retry_after_secs: u64 },
     #[error("internal error: {reason}")]
     Internal { reason: String },
 
@@ -62,6 +64,8 @@ pub enum ApiError {
     ZeroRetryAfter,
     #[error("api config: refusal_log_interval_ms must be positive")]
     ZeroRefusalLogInterval,
+    #[error("api config: events_max_subscribers must be positive")]
+    ZeroEventSubscribers,
     #[error("mempool config: {field} must be positive")]
     ZeroMempoolLimit { field: &'static str },
 
@@ -103,12 +107,14 @@ impl ApiError {
             ApiError::MempoolFull { .. } => "mempool_full",
             ApiError::NotReady { .. } => "not_ready",
             ApiError::Timeout { .. } => "timeout",
+            ApiError::TooManySubscribers { .. } => "too_many_subscribers",
             ApiError::Internal { .. } | ApiError::Serve(_) => "internal",
             ApiError::ZeroRequestTimeout
             | ApiError::WaitNotBelowTimeout { .. }
             | ApiError::ZeroRateLimitBurst
             | ApiError::ZeroRetryAfter
             | ApiError::ZeroRefusalLogInterval
+            | ApiError::ZeroEventSubscribers
             | ApiError::ZeroMempoolLimit { .. } => "invalid_config",
         }
     }
@@ -128,9 +134,10 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::MempoolFull { .. } | ApiError::NotReady { .. } | ApiError::Timeout { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::MempoolFull { .. }
+            | ApiError::NotReady { .. }
+            | ApiError::Timeout { .. }
+            | ApiError::TooManySubscribers { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. }
             | ApiError::Serve(_)
             | ApiError::ZeroRequestTimeout
@@ -138,6 +145,7 @@ impl ApiError {
             | ApiError::ZeroRateLimitBurst
             | ApiError::ZeroRetryAfter
             | ApiError::ZeroRefusalLogInterval
+            | ApiError::ZeroEventSubscribers
             | ApiError::ZeroMempoolLimit { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -148,7 +156,8 @@ impl ApiError {
             ApiError::RateLimited { retry_after_secs }
             | ApiError::MempoolFull { retry_after_secs }
             | ApiError::NotReady { retry_after_secs, .. }
-            | ApiError::Timeout { retry_after_secs, .. } => Some(*retry_after_secs),
+            | ApiError::Timeout { retry_after_secs, .. }
+            | ApiError::TooManySubscribers { retry_after_secs, .. } => Some(*retry_after_secs),
             _ => None,
         }
     }

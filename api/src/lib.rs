@@ -13,6 +13,11 @@
 //!   request trace's idea of a failure; [`error`]: [`ApiError`].
 //! - [`refusals`]: refused requests counted per reason and summarised in the log.
 //! - [`config`]: the API's own settings, [`ApiConfig`].
+//! - [`events`]: `GET /v1/events`, committed blocks and status changes as Server-Sent Events.
+//! - [`metrics`]: `GET /metrics` and the HTTP metrics middleware; [`recent`]: the newest blocks'
+//!   summaries, in memory, for the dashboard.
+//! - [`explorer`]: the block explorer's HTML pages; [`openapi`]: the OpenAPI document
+//!   (`GET /v1/openapi.json`), built from the same declarations as the routes.
 //!
 //! Submitted transactions are verified here, with batch signature verification on the blocking
 //! pool, so the node only ever receives `VerifiedTx`. A rejected request changes nothing: it never
@@ -21,10 +26,15 @@
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod events;
+pub mod explorer;
 pub mod mempool;
+pub mod metrics;
 pub mod middleware;
 pub mod node;
 pub mod notify;
+pub mod openapi;
+pub mod recent;
 pub mod refusals;
 pub mod routes;
 pub mod wire;
@@ -35,11 +45,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::error_handling::HandleErrorLayer;
-use axum::routing::{get, post};
-use axum::Router;
+use axum::routing::get;
+use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use config::ApiConfig;
 pub use error::ApiError;
@@ -58,31 +71,45 @@ pub fn router(node: Arc<dyn NodeHandle>, config: ApiConfig) -> Result<Router, Ap
     config.validate()?;
     let state = AppState { node, config };
     let refusals = Arc::new(RefusalCounter::new(config.refusal_log_interval_ms, Instant::now()));
-    let mut v1 = Router::new()
-        .route("/v1/transactions", post(routes::submit_tx))
-        .route("/v1/transactions/batch", post(routes::submit_batch))
-        .route("/v1/transactions/{tx_id}", get(routes::get_tx))
-        .route("/v1/blocks", get(routes::list_blocks))
-        .route("/v1/blocks/latest", get(routes::latest_block))
-        .route("/v1/blocks/{height}", get(routes::block_by_height))
-        .route("/v1/blocks/by-hash/{hash}", get(routes::block_by_hash))
-        .route("/v1/state/{*key}", get(routes::get_state))
-        .route("/v1/status", get(routes::status))
-        .route("/v1/validators", get(routes::validators));
-    // Health probes are not rate limited: an orchestrator polling them must never be refused.
+    let metrics = state.node.chain().metrics().clone();
+    // Each `/v1` route is registered with its `#[utoipa::path]`: its method and path come from
+    // the attribute, so the route and its documentation cannot disagree. `ApiDoc` documents the
+    // routes added below, outside this block; `tests/openapi.rs` checks nothing is left out.
+    let (v1, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(routes::submit_tx))
+        .routes(routes!(routes::submit_batch))
+        .routes(routes!(routes::get_tx))
+        .routes(routes!(routes::list_blocks))
+        .routes(routes!(routes::latest_block))
+        .routes(routes!(routes::block_by_height))
+        .routes(routes!(routes::block_by_hash))
+        .routes(routes!(routes::get_state))
+        .routes(routes!(routes::status))
+        .routes(routes!(routes::validators))
+        .routes(routes!(openapi::openapi_json))
+        .split_for_parts();
+    let mut v1 = v1.layer(Extension(openapi::Document::new(document)));
+    // The API and the explorer's pages (which read the store) share one per-IP limiter. Health
+    // probes are not rate limited: an orchestrator polling them must never be refused.
+    let mut pages = explorer::router();
     if let Some(limit) = middleware::RateLimit::new(&config) {
-        v1 = v1.route_layer(axum::middleware::from_fn_with_state(limit, middleware::rate_limit));
+        v1 = v1.route_layer(axum::middleware::from_fn_with_state(limit.clone(), middleware::rate_limit));
+        pages = pages.route_layer(axum::middleware::from_fn_with_state(limit, middleware::rate_limit));
     }
     let timeout = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(move |e| async move { middleware::timeout_error(e, &config) }))
         .timeout(Duration::from_millis(config.request_timeout_ms));
     let app = Router::new()
         .merge(v1)
+        .merge(pages)
+        .route("/v1/events", get(events::events))
+        .route("/metrics", get(metrics::serve))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(timeout)
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track_http))
         .layer(TraceLayer::new_for_http().on_failure(middleware::trace_failure))
         .layer(axum::middleware::from_fn(middleware::json_errors))
         .layer(axum::middleware::from_fn_with_state(refusals, middleware::count_refusals))

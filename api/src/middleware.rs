@@ -83,14 +83,17 @@ pub fn timeout_error(error: tower::BoxError, config: &ApiConfig) -> ApiError {
     }
 }
 
-/// Every error answer is JSON of the SPEC shape. Ours already are; this rewrites any other
-/// (from a layer or an axum default this crate did not replace), keeping its status code.
+/// Every error answer is JSON of the SPEC shape, except the explorer's HTML error pages. Ours
+/// already are; this rewrites any other (from a layer or an axum default this crate did not
+/// replace), keeping its status code.
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_json =
-        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    let is_ours = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(b"application/json") || v.starts_with(b"text/html")
+    });
+    if !(status.is_client_error() || status.is_server_error()) || is_ours {
         return response;
     }
     let (mut parts, _) = response.into_parts();

@@ -14,8 +14,11 @@ use ordo_genesis::{ConsensusKind, ValidatorInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::events::EventHub;
 use crate::mempool::{Admission, Mempool, MempoolStats};
+use crate::metrics::{Metrics, RejectReason};
 use crate::notify::CommitNotifier;
+use crate::recent::{RecentBlocks, RECENT_BLOCKS_MAX};
 
 /// The most blocks one `GET /v1/blocks` page holds (protocol §7).
 pub const BLOCKS_PAGE_MAX: usize = 100;
@@ -189,21 +192,37 @@ impl ValidatorStatus {
     }
 }
 
-/// The store-and-mempool half of a node: admission, lookups and commit bookkeeping. The node
-/// keeps one, commits blocks through [`LocalChain::commit`], and delegates to it.
+/// The store-and-mempool half of a node: admission, lookups and commit bookkeeping, and what
+/// the explorer, the event streams and the metrics read of it. The node keeps one, commits
+/// blocks through [`LocalChain::commit`] (or reports them with [`LocalChain::committed`]), and
+/// delegates to it.
 pub struct LocalChain {
     store: Arc<dyn Store>,
     mempool: Arc<Mempool>,
     commits: CommitNotifier,
+    recent: RecentBlocks,
+    events: EventHub,
+    metrics: Arc<Metrics>,
 }
 
 impl LocalChain {
     /// Wraps a store (opened, usually holding at least genesis) and a mempool, checking the
-    /// mempool's configuration.
-    pub fn new(store: Arc<dyn Store>, mempool: Arc<Mempool>) -> Result<Self, ApiError> {
+    /// mempool's configuration. The newest blocks are read back for the dashboard's summary.
+    pub fn new(store: Arc<dyn Store>, mempool: Arc<Mempool>, metrics: Arc<Metrics>) -> Result<Self, ApiError> {
         mempool.config().validate()?;
-        let tip = store.latest_height()?.unwrap_or(0);
-        Ok(Self { store, mempool, commits: CommitNotifier::new(tip) })
+        let tip = store.latest_height()?;
+        let recent = RecentBlocks::new();
+        if let Some(tip) = tip {
+            for height in tip.saturating_sub(RECENT_BLOCKS_MAX as u64 - 1)..=tip {
+                if let Some(block) = store.block(height)? {
+                    recent.record(&block);
+                }
+            }
+        }
+        let tip = tip.unwrap_or(0);
+        metrics.height.set(tip as i64);
+        metrics.mempool_size.set(mempool.len() as i64);
+        Ok(Self { store, mempool, commits: CommitNotifier::new(tip), recent, events: EventHub::new(), metrics })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -218,23 +237,60 @@ impl LocalChain {
         &self.commits
     }
 
+    /// The newest blocks' summaries, kept in memory for the explorer's dashboard.
+    pub fn recent(&self) -> &RecentBlocks {
+        &self.recent
+    }
+
+    /// What the `/v1/events` streams share; the node calls [`EventHub::status_changed`].
+    pub fn events(&self) -> &EventHub {
+        &self.events
+    }
+
+    /// The node's metrics (protocol §7.3).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Offers verified transactions to the mempool, deduplicated against it and the store.
     pub fn admit(&self, txs: Vec<VerifiedTx>) -> Result<Vec<Admission>, ApiError> {
-        Ok(self.mempool.admit(self.store.as_ref(), txs)?)
+        let outcomes = self.mempool.admit(self.store.as_ref(), txs)?;
+        let (mut full, mut duplicate) = (0, 0);
+        for o in &outcomes {
+            match o {
+                Admission::Admitted => {}
+                Admission::AlreadyPending | Admission::AlreadyCommitted => duplicate += 1,
+                Admission::Full => full += 1,
+            }
+        }
+        self.metrics.rejected(RejectReason::full, full);
+        self.metrics.rejected(RejectReason::duplicate, duplicate);
+        self.metrics.mempool_size.set(self.mempool.len() as i64);
+        Ok(outcomes)
     }
 
     /// Stores a block, then drops its transactions from the mempool and wakes waiters, in that
-    /// order: a transaction is always findable in the store or the mempool.
+    /// order: a transaction is always findable in the store or the mempool. The synced write is
+    /// timed (`ordo_storage_commit_duration_seconds`).
     pub fn commit(&self, block: &Block, writes: &[ordo_chain::Op]) -> Result<(), ApiError> {
+        let started = std::time::Instant::now();
         self.store.commit(block, writes)?;
+        self.metrics.storage_commit_duration.observe(started.elapsed().as_secs_f64());
         self.committed(block);
         Ok(())
     }
 
-    /// The bookkeeping after `block` was stored by someone else (e.g. a consensus driver that
-    /// writes the store itself).
+    /// The bookkeeping after `block` was stored: the mempool, the dashboard's summary, the
+    /// metrics, then the waiters and event streams (last, so whoever they wake finds it all).
     pub fn committed(&self, block: &Block) {
         self.mempool.remove_committed(&block.tx_ids);
+        if let Some(parent_ms) = self.recent.record(block) {
+            let interval_ms = block.header.timestamp_ms.saturating_sub(parent_ms);
+            self.metrics.block_interval.observe(interval_ms as f64 / 1000.0);
+        }
+        self.metrics.height.set(block.height() as i64);
+        self.metrics.txs_committed.inc_by(block.txs.len() as u64);
+        self.metrics.mempool_size.set(self.mempool.len() as i64);
         self.commits.notify(block.height());
     }
 

@@ -1,6 +1,10 @@
 //! The JSON bodies of the API: parsing submitted transactions (singly and in bounded batches)
 //! with precise error codes, and the shapes of the answers.
 //!
+//! Every answer type derives `utoipa::ToSchema`, so `GET /v1/openapi.json` describes exactly
+//! what is served; fields of `ordo-chain` types name their hand-written schemas in
+//! [`crate::openapi::schemas`] (`value_type`), since that crate does not depend on utoipa.
+//!
 //! A transaction is parsed through [`TxInput`], whose keys and signatures are plain strings, so
 //! bad hex is reported as `bad_hex` naming the field rather than as a generic JSON error; the
 //! chain's own `Transaction` deserializer would fold both into one message.
@@ -12,9 +16,13 @@ use ordo_chain::{BlockJson, Hash, Op, PublicKey, Signature, Transaction, TxResul
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::node::{BlockPage, TxStatus};
+use crate::node::{BlockPage, TxStatus, ValidatorStatus};
+use crate::openapi::schemas::{
+    BlockSchema, ErrorBodySchema, HashSchema, TransactionSchema, TxResultSchema, ValidatorStatusSchema,
+};
 
 /// A transaction exactly as protocol §3 submits it, before its hex fields are decoded.
 #[derive(Debug, Deserialize)]
@@ -110,7 +118,7 @@ impl<'de> Visitor<'de> for BoundedArray<'_> {
 }
 
 /// `"pending"` or `"committed"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TxState {
     Pending,
@@ -118,23 +126,36 @@ pub enum TxState {
 }
 
 /// The 202 answer to a newly admitted transaction: `{"tx_id","status":"pending"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Accepted)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptedJson {
+    #[schema(value_type = HashSchema)]
     pub tx_id: Hash,
+    /// Always `pending`.
     pub status: TxState,
 }
 
 /// The status of a known transaction, as `GET /v1/transactions/{tx_id}` serves it. `height`,
 /// `index` and `result` are `null` while it is pending.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = TxStatus)]
 #[serde(deny_unknown_fields)]
 pub struct TxStatusJson {
+    #[schema(value_type = HashSchema)]
     pub tx_id: Hash,
     pub status: TxState,
+    /// The block that committed it; `null` while pending.
+    #[schema(required = true)]
     pub height: Option<u64>,
+    /// Its position in that block; `null` while pending.
+    #[schema(required = true)]
     pub index: Option<u32>,
+    /// `applied` once committed (a transaction is only ever indexed where it applied); `null`
+    /// while pending.
+    #[schema(value_type = Option<TxResultSchema>, required = true)]
     pub result: Option<TxResult>,
+    #[schema(value_type = TransactionSchema)]
     pub tx: Transaction,
 }
 
@@ -162,19 +183,30 @@ impl From<TxStatus> for TxStatusJson {
 }
 
 /// One item of a batch answer: what `POST /v1/transactions` would have answered for it alone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = BatchItem)]
 #[serde(untagged)]
 pub enum BatchItemJson {
+    /// Already pending or committed: its current status.
     Known(TxStatusJson),
+    /// Admitted to the mempool.
     Accepted(AcceptedJson),
+    /// Refused, alone: malformed, against a rule, or `mempool_full`.
+    #[schema(value_type = ErrorBodySchema)]
     Error(ErrorBody),
 }
 
 /// `GET /v1/blocks`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = BlockPage)]
 #[serde(deny_unknown_fields)]
 pub struct BlockPageJson {
+    /// Newest first.
+    #[schema(value_type = Vec<BlockSchema>)]
     pub blocks: Vec<BlockJson>,
+    /// The `before` of the following page (the lowest height returned); `null` once the page
+    /// reaches genesis or is empty.
+    #[schema(required = true)]
     pub next: Option<u64>,
 }
 
@@ -182,6 +214,40 @@ impl From<BlockPage> for BlockPageJson {
     fn from(p: BlockPage) -> Self {
         BlockPageJson { blocks: p.blocks.iter().map(BlockJson::from).collect(), next: p.next }
     }
+}
+
+/// `GET /v1/validators`: the genesis validator set, in genesis order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Validators)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorsJson {
+    #[schema(value_type = Vec<ValidatorStatusSchema>)]
+    pub validators: Vec<ValidatorStatus>,
+}
+
+/// `GET /healthz`: `{"status":"ok"}` whenever the process serves requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Health)]
+#[serde(deny_unknown_fields)]
+pub struct HealthJson {
+    /// Always `ok`.
+    pub status: HealthState,
+}
+
+/// The one value of [`HealthJson::status`]: a process that answers at all is alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    Ok,
+}
+
+/// `GET /readyz` when the node is ready: `{"ready":true}` (not ready is a 503 error body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Ready)]
+#[serde(deny_unknown_fields)]
+pub struct ReadyJson {
+    /// Always `true`: a node that is not ready answers 503 `not_ready`.
+    pub ready: bool,
 }
 
 #[cfg(test)]

@@ -638,7 +638,7 @@ async fn validators_health_and_readiness() {
 async fn unknown_routes_and_methods_have_error_bodies() {
     let h = Harness::start().await;
     assert_error(h.get("/v2/nothing").await, StatusCode::NOT_FOUND, "not_found").await;
-    assert_error(h.get("/").await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_error(h.get("/v1").await, StatusCode::NOT_FOUND, "not_found").await;
     let headers =
         assert_error(h.get("/v1/transactions").await, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     assert_eq!(headers["allow"], "POST");

@@ -158,7 +158,16 @@ async fn execute(
         }
         Action::StatusChanged(s) => {
             info!(view = s.view, leader = %s.leader, mode = ?s.mode, "consensus status");
-            *shared.status.write().expect("status lock") = s;
+            let before = std::mem::replace(&mut *shared.status.write().expect("status lock"), s);
+            let metrics = shared.chain.metrics();
+            if s.view > before.view {
+                metrics.view_changes.inc_by(s.view - before.view);
+            }
+            metrics.round.set(s.view as i64);
+            metrics.is_leader.set(i64::from(s.leader == shared.me));
+            if (s.view, s.leader) != (before.view, before.leader) {
+                shared.chain.events().status_changed();
+            }
         }
     }
     Ok(())
@@ -253,8 +262,14 @@ pub async fn p2p_events(shared: Arc<Shared>, mut events: mpsc::Receiver<P2pEvent
                     Err(e) => warn!(peer = %from, error = %e, "could not serve a block request"),
                 });
             }
-            P2pEvent::PeerUp(k) => info!(peer = %k, "validator connected"),
-            P2pEvent::PeerDown(k) => info!(peer = %k, "validator disconnected"),
+            P2pEvent::PeerUp(k) => {
+                info!(peer = %k, "validator connected");
+                shared.connectivity_changed();
+            }
+            P2pEvent::PeerDown(k) => {
+                info!(peer = %k, "validator disconnected");
+                shared.connectivity_changed();
+            }
         }
     }
 }
@@ -303,7 +318,10 @@ fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
     if fresh.is_empty() {
         return;
     }
-    let verified: Vec<VerifiedTx> = shared.rules.verify_many(fresh).into_iter().filter_map(Result::ok).collect();
+    let checked = shared.rules.verify_many(fresh);
+    let offered = checked.len();
+    let verified: Vec<VerifiedTx> = checked.into_iter().filter_map(Result::ok).collect();
+    shared.chain.metrics().rejected(ordo_api::metrics::RejectReason::invalid, (offered - verified.len()) as u64);
     match shared.chain.admit(verified) {
         // The driver follows the mempool; wake it.
         Ok(outcomes) if outcomes.contains(&ordo_api::Admission::Admitted) => shared.admitted.notify_one(),

@@ -90,6 +90,37 @@ impl Shared {
     fn connected(&self) -> Vec<PublicKey> {
         self.p2p.peers().into_iter().filter(|p| p.connected).map(|p| p.key).collect()
     }
+
+    /// A validator connected or disconnected: the p2p gauges follow, and event streams are told
+    /// (readiness may have changed with it).
+    pub fn connectivity_changed(&self) {
+        let connected = self.connected().len();
+        let metrics = self.chain.metrics();
+        metrics.p2p_peers.set(connected as i64);
+        let others = self.genesis.validators.len().saturating_sub(1);
+        metrics.missing_validators.set(others.saturating_sub(connected) as i64);
+        self.chain.events().status_changed();
+    }
+}
+
+/// How often readiness is looked at for `event: status` (it also follows the catch-up flag,
+/// which changes without any event of its own).
+const READINESS_POLL: Duration = Duration::from_millis(500);
+
+/// Tells the event streams when readiness flips.
+async fn watch_readiness(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut last = shared.readiness() == Readiness::Ready;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(READINESS_POLL) => {}
+        }
+        let now = shared.readiness() == Readiness::Ready;
+        if now != last {
+            last = now;
+            shared.chain.events().status_changed();
+        }
+    }
 }
 
 async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
@@ -155,7 +186,8 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
     p2p_cfg.max_message_bytes = pbft.message_max_bytes;
     let (p2p, events) = ordo_p2p::spawn(p2p_cfg, shutdown.clone()).await.context("could not start networking")?;
 
-    let chain = LocalChain::new(store.clone() as Arc<dyn Store>, mempool)?;
+    let metrics = ordo_api::metrics::Metrics::new(genesis.consensus.as_str(), genesis.validators.len());
+    let chain = LocalChain::new(store.clone() as Arc<dyn Store>, mempool, metrics)?;
     let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
     let status = ordo_consensus::Consensus::status(&replica);
     let shared = Arc::new(Shared {
@@ -177,6 +209,13 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
     let driver_task = tokio::spawn(driver::run(shared.clone(), replica, driver_rx, shutdown.clone()));
     let events_task = tokio::spawn(driver::p2p_events(shared.clone(), events, shutdown.clone()));
     tokio::spawn(crate::regossip::run(shared.clone(), shutdown.clone()));
+    tokio::spawn(watch_readiness(shared.clone(), shutdown.clone()));
+    {
+        let metrics = shared.chain.metrics();
+        metrics.round.set(status.view as i64);
+        metrics.is_leader.set(i64::from(status.leader == me));
+        shared.connectivity_changed();
+    }
 
     let api_cfg = ApiConfig {
         request_timeout_ms: cfg.api_request_timeout_ms,

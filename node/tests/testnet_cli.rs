@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_ports, ordo, submit_round_robin, wait_committed, Testnet};
+use common::{free_ports, metric, ordo, submit_round_robin, wait_committed, Testnet};
 use ordo_chain::Keypair;
 use ordo_genesis::Genesis;
 use serde_json::Value;
@@ -237,6 +237,12 @@ fn a_testnet_survives_the_faults_a_user_causes_from_another_terminal() {
     let name = format!("node{primary}");
     let others: Vec<usize> = (0..4).filter(|i| *i != primary).collect();
     let before = t.height(others[0]).unwrap();
+    // Metrics (protocol §7.3): the height gauge agrees with /v1/status, read around it.
+    let low = t.height(others[0]).unwrap() as f64;
+    let scraped = metric(&t, others[0], "ordo_consensus_height").unwrap();
+    let high = t.height(others[0]).unwrap() as f64;
+    assert!((low..=high).contains(&scraped), "ordo_consensus_height {scraped}, status {low}..{high}");
+    let view_changes_before = metric(&t, others[0], "ordo_consensus_view_changes_total").unwrap();
     let killed_at = Instant::now();
     assert_eq!(fault(&dir, "kill", "leader"), name, "`kill leader` names the node it killed");
     sup.wait_output(&format!("{name} killed by `ordo testnet kill` (signal 9: SIGKILL); log: "));
@@ -251,6 +257,9 @@ fn a_testnet_survives_the_faults_a_user_causes_from_another_terminal() {
         wait_committed(&t, i, &admitted, Duration::from_secs(90));
     }
     assert_ne!(leader_index(&t, others[0]), primary, "the committee moved to a new view");
+    let view_changes_after = metric(&t, others[0], "ordo_consensus_view_changes_total").unwrap();
+    assert!(view_changes_after > view_changes_before, "{view_changes_before} -> {view_changes_after}");
+    assert_eq!(metric(&t, others[0], "ordo_consensus_missing_validators"), Some(1.0), "the dead primary is missing");
     sup.assert_running();
     assert!(refused(&dir, "kill", &name).contains(&format!("{name} is not running (signal 9: SIGKILL)")));
     let running = format!("node{}", others[0]);

@@ -151,7 +151,8 @@ impl Harness {
             .collect();
         let node = Arc::new(TestNode {
             rules,
-            chain: LocalChain::new(store, Arc::new(Mempool::new(mempool))).unwrap(),
+            chain: LocalChain::new(store, Arc::new(Mempool::new(mempool)), ordo_api::metrics::Metrics::new("pbft", 4))
+                .unwrap(),
             validators,
             readiness: Mutex::new(Readiness::Ready),
             gossiped: Mutex::new(Vec::new()),
@@ -207,29 +208,34 @@ impl Harness {
     /// Commits the next block holding `txs`, certified by three of the four validators, through
     /// `LocalChain::commit` as the node does (store, then mempool, then waiters).
     pub fn commit_block(&self, txs: &[Transaction]) -> Block {
-        let verified: Vec<VerifiedTx> = txs.iter().map(|t| self.node.rules.verify(t.clone()).unwrap()).collect();
-        let chain = &self.node.chain;
-        let prev = chain.store().latest_block().unwrap().unwrap();
-        let keys = validator_keys();
-        let header =
-            BatchHeader::for_txs(prev.height() + 1, 1_764_288_000_000 + prev.height() + 1, keys[0].public(), &verified);
-        let ids: Vec<Hash> = verified.iter().map(VerifiedTx::id).collect();
-        let committed = chain.store().committed(&ids).unwrap();
-        let digest = header.digest(CHAIN);
-        let msg = pbft_commit_bytes(CHAIN, 0, header.height, &digest);
-        let cert = Certificate::Pbft(PbftCertificate {
-            view: 0,
-            height: header.height,
-            batch_digest: digest,
-            signatures: keys[..3]
-                .iter()
-                .map(|k| ValidatorSignature { validator: k.public(), signature: k.sign(&msg) })
-                .collect(),
-        });
-        let (block, exec) = Block::build(CHAIN, &prev, header, &verified, &committed, Some(cert));
-        chain.commit(&block, &exec.writes).unwrap();
-        block
+        commit_block_on(&self.node, txs)
     }
+}
+
+/// [`Harness::commit_block`] on a node, for a test that commits from another thread.
+pub fn commit_block_on(node: &TestNode, txs: &[Transaction]) -> Block {
+    let verified: Vec<VerifiedTx> = txs.iter().map(|t| node.rules.verify(t.clone()).unwrap()).collect();
+    let chain = &node.chain;
+    let prev = chain.store().latest_block().unwrap().unwrap();
+    let keys = validator_keys();
+    let header =
+        BatchHeader::for_txs(prev.height() + 1, 1_764_288_000_000 + prev.height() + 1, keys[0].public(), &verified);
+    let ids: Vec<Hash> = verified.iter().map(VerifiedTx::id).collect();
+    let committed = chain.store().committed(&ids).unwrap();
+    let digest = header.digest(CHAIN);
+    let msg = pbft_commit_bytes(CHAIN, 0, header.height, &digest);
+    let cert = Certificate::Pbft(PbftCertificate {
+        view: 0,
+        height: header.height,
+        batch_digest: digest,
+        signatures: keys[..3]
+            .iter()
+            .map(|k| ValidatorSignature { validator: k.public(), signature: k.sign(&msg) })
+            .collect(),
+    });
+    let (block, exec) = Block::build(CHAIN, &prev, header, &verified, &committed, Some(cert));
+    chain.commit(&block, &exec.writes).unwrap();
+    block
 }
 
 impl Drop for Harness {

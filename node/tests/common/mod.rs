@@ -303,3 +303,10 @@ pub fn parse_http_answer(raw: &[u8]) -> (u16, String, Value) {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// One unlabelled sample of node `i`'s `/metrics` (e.g. `ordo_consensus_height`), `None` when the
+/// node does not answer or has no such sample.
+pub fn metric(t: &Testnet, i: usize, sample: &str) -> Option<f64> {
+    let body = t.agent.get(&format!("{}/metrics", t.api(i))).call().ok()?.into_string().ok()?;
+    body.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
+}

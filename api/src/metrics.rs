@@ -1,0 +1,273 @@
+//! Prometheus metrics (protocol §7.3), served at `GET /metrics`.
+//!
+//! One [`Metrics`] per node, owned by its [`crate::LocalChain`], so every part that changes a
+//! value (the commit path, the consensus driver, the mempool, the p2p loop, the HTTP layer, the
+//! event stream) updates it where the change happens; the handler only encodes. Nothing is
+//! polled from `/v1/status` at scrape time.
+//!
+//! Names follow §7.3: `ordo_` prefix, base units (seconds), counters end in `_total` (the
+//! encoder appends it), and no label ever holds a height, hash or id. Every label set is bounded:
+//! `reason` is one of [`RejectReason`], `route` is the router's path template (or `unmatched`),
+//! `method` one of seven, `status` a status code.
+//!
+//! The body is the OpenMetrics text format (the `prometheus-client` crate's encoder), which
+//! Prometheus scrapes natively; its content type says so.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::routes::AppState;
+
+/// The content type of `GET /metrics`.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Why a transaction was not admitted to the mempool (`ordo_mempool_rejected_total{reason}`).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum RejectReason {
+    /// The mempool had no room (503 `mempool_full`).
+    full,
+    /// A rule or signature failed (422), from a client or from gossip.
+    invalid,
+    /// Already pending or committed: not admitted again.
+    duplicate,
+    /// The node was not ready (503 `not_ready`).
+    not_ready,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: RejectReason,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    consensus: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Latency buckets from 0.5 ms to ~16 s (doubling).
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every metric of §7.3. Cheap to update from any thread (atomics, and a read lock on the
+/// families' maps once a label set exists).
+pub struct Metrics {
+    registry: Registry,
+    /// `ordo_consensus_height`: the newest committed height.
+    pub height: Gauge,
+    /// `ordo_consensus_view` (PBFT) or `ordo_consensus_term` (Raft).
+    pub round: Gauge,
+    /// `ordo_consensus_is_leader`: 1 while this node is the primary or leader.
+    pub is_leader: Gauge,
+    /// `ordo_consensus_view_changes_total`: view changes (or new terms) this node entered.
+    pub view_changes: Counter,
+    /// `ordo_consensus_validators`: n.
+    pub validators: Gauge,
+    /// `ordo_consensus_missing_validators`: validators this node has no connection to.
+    pub missing_validators: Gauge,
+    /// `ordo_consensus_block_interval_seconds`: between consecutive blocks' timestamps.
+    pub block_interval: Histogram,
+    /// `ordo_consensus_txs_committed_total`: transactions in committed blocks (duplicates included).
+    pub txs_committed: Counter,
+    /// `ordo_mempool_size`: transactions waiting.
+    pub mempool_size: Gauge,
+    mempool_rejected: Family<ReasonLabels, Counter>,
+    /// `ordo_p2p_peers`: validators connected.
+    pub p2p_peers: Gauge,
+    /// `ordo_storage_commit_duration_seconds`: one block's synced write.
+    pub storage_commit_duration: Histogram,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: HistogramFamily<RouteLabels>,
+    /// `ordo_events_subscribers`: open `/v1/events` streams.
+    pub events_subscribers: Gauge,
+}
+
+impl Metrics {
+    /// The metrics of a node running `consensus` (`"pbft"` or `"raft"`), with `validators` = n.
+    pub fn new(consensus: &str, validators: usize) -> Arc<Self> {
+        let mut r = Registry::default();
+        let m = Metrics {
+            height: Gauge::default(),
+            round: Gauge::default(),
+            is_leader: Gauge::default(),
+            view_changes: Counter::default(),
+            validators: Gauge::default(),
+            missing_validators: Gauge::default(),
+            block_interval: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            txs_committed: Counter::default(),
+            mempool_size: Gauge::default(),
+            mempool_rejected: Family::default(),
+            p2p_peers: Gauge::default(),
+            storage_commit_duration: latency_histogram(),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(latency_histogram),
+            events_subscribers: Gauge::default(),
+            registry: Registry::default(),
+        };
+        m.validators.set(validators as i64);
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION"), consensus: consensus.to_string() })
+            .set(1);
+        let round = if consensus == "raft" { "ordo_consensus_term" } else { "ordo_consensus_view" };
+        r.register("ordo_consensus_height", "Height of the newest committed block", m.height.clone());
+        r.register(round, "Current PBFT view or Raft term", m.round.clone());
+        r.register("ordo_consensus_is_leader", "1 while this node is the primary or leader", m.is_leader.clone());
+        r.register(
+            "ordo_consensus_view_changes",
+            "View changes (PBFT) or new terms (Raft) this node entered",
+            m.view_changes.clone(),
+        );
+        r.register("ordo_consensus_validators", "Validators in the committee", m.validators.clone());
+        r.register(
+            "ordo_consensus_missing_validators",
+            "Validators this node has no connection to",
+            m.missing_validators.clone(),
+        );
+        r.register_with_unit(
+            "ordo_consensus_block_interval",
+            "Time between consecutive blocks' timestamps",
+            Unit::Seconds,
+            m.block_interval.clone(),
+        );
+        r.register("ordo_consensus_txs_committed", "Transactions in committed blocks", m.txs_committed.clone());
+        r.register("ordo_mempool_size", "Transactions waiting in the mempool", m.mempool_size.clone());
+        r.register("ordo_mempool_rejected", "Transactions not admitted to the mempool", m.mempool_rejected.clone());
+        r.register("ordo_p2p_peers", "Validators connected over p2p", m.p2p_peers.clone());
+        r.register_with_unit(
+            "ordo_storage_commit_duration",
+            "Time to write one block durably",
+            Unit::Seconds,
+            m.storage_commit_duration.clone(),
+        );
+        r.register("ordo_http_requests", "HTTP requests answered", m.http_requests.clone());
+        r.register_with_unit(
+            "ordo_http_request_duration",
+            "Time to answer an HTTP request (to the first byte of a stream)",
+            Unit::Seconds,
+            m.http_duration.clone(),
+        );
+        r.register("ordo_events_subscribers", "Open /v1/events streams", m.events_subscribers.clone());
+        r.register("ordo_build_info", "This build's version and consensus engine (always 1)", build);
+        Arc::new(Metrics { registry: r, ..m })
+    }
+
+    /// Counts `n` transactions not admitted for `reason`.
+    pub fn rejected(&self, reason: RejectReason, n: u64) {
+        if n > 0 {
+            self.mempool_rejected.get_or_create(&ReasonLabels { reason }).inc_by(n);
+        }
+    }
+
+    /// The current count for `reason`.
+    pub fn rejected_count(&self, reason: RejectReason) -> u64 {
+        self.mempool_rejected.get_or_create(&ReasonLabels { reason }).get()
+    }
+
+    /// Counts one answered request.
+    pub fn http(&self, route: &str, method: &Method, status: StatusCode, seconds: f64) {
+        let method = match *method {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::HEAD => "HEAD",
+            Method::PUT => "PUT",
+            Method::DELETE => "DELETE",
+            Method::OPTIONS => "OPTIONS",
+            _ => "other",
+        };
+        self.http_requests
+            .get_or_create(&HttpLabels { route: route.to_string(), method, status: status.as_u16() })
+            .inc();
+        self.http_duration.get_or_create(&RouteLabels { route: route.to_string() }).observe(seconds);
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String never fails");
+        out
+    }
+}
+
+/// `GET /metrics`.
+pub async fn serve(State(app): State<AppState>) -> Response {
+    let body = app.node.chain().metrics().encode();
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))], body).into_response()
+}
+
+/// Counts every request by route template, method and status, and times it. The route is the
+/// router's template (`/v1/blocks/{height}`), never the raw path, so the label set stays bounded.
+pub async fn track_http(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let method = request.method().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let route = route.as_deref().unwrap_or("unmatched");
+    metrics.http(route, &method, response.status(), started.elapsed().as_secs_f64());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_every_name_of_the_spec() {
+        let m = Metrics::new("pbft", 4);
+        m.height.set(7);
+        m.rejected(RejectReason::full, 3);
+        m.http("/v1/blocks/{height}", &Method::GET, StatusCode::OK, 0.002);
+        m.txs_committed.inc_by(10);
+        m.block_interval.observe(0.05);
+        let text = m.encode();
+        for name in [
+            "ordo_consensus_height 7",
+            "ordo_consensus_view ",
+            "ordo_consensus_is_leader ",
+            "ordo_consensus_view_changes_total ",
+            "ordo_consensus_validators 4",
+            "ordo_consensus_missing_validators ",
+            "ordo_consensus_block_interval_seconds_bucket",
+            "ordo_consensus_txs_committed_total 10",
+            "ordo_mempool_size ",
+            "ordo_mempool_rejected_total{reason=\"full\"} 3",
+            "ordo_p2p_peers ",
+            "ordo_storage_commit_duration_seconds_count",
+            "ordo_http_requests_total{route=\"/v1/blocks/{height}\",method=\"GET\",status=\"200\"} 1",
+            "ordo_http_request_duration_seconds_count{route=\"/v1/blocks/{height}\"} 1",
+            "ordo_events_subscribers ",
+            "ordo_build_info{version=\"",
+        ] {
+            assert!(text.contains(name), "{name:?} missing from:\n{text}");
+        }
+        assert!(text.contains("consensus=\"pbft\"} 1"));
+        assert!(Metrics::new("raft", 3).encode().contains("ordo_consensus_term "));
+    }
+}
