@@ -19,10 +19,12 @@ mod http;
 mod report;
 mod sign;
 mod submit;
+mod subscribe;
 mod watch;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -141,6 +143,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             if sweep { serde_json::to_string_pretty(&reports)? } else { serde_json::to_string_pretty(&reports[0])? };
         println!("{doc}");
     }
+    if let Some(e) = reports.iter().filter_map(|r| r.event_subscribers.as_ref()).find(|e| e.out_of_order > 0) {
+        bail!(
+            "the event streams broke their promise: {} block events out of order (a gap or a repeat)",
+            e.out_of_order
+        );
+    }
     if let Some(r) = reports.iter().find(|r| !r.all_committed) {
         // The per-node refusals are "above": in the text report, or on stderr beside the JSON.
         if a.json || sweep {
@@ -199,12 +207,33 @@ fn run_step(
     let offer_secs = if step.rate > 0 { step.txs as f64 / step.rate as f64 } else { 0.0 };
     let deadline = started + Duration::from_secs_f64(offer_secs) + Duration::from_secs(a.timeout);
     let offer = Offer::new(&requests, a.batch, urls, step.rate, started, deadline, a.clients, bar.clone());
-    let seen = std::thread::scope(|s| {
+    let stop_subscribers = AtomicBool::new(false);
+    let subscribers_until = AtomicU64::new(0);
+    let (seen, tallies) = std::thread::scope(|s| {
+        let subscribers: Vec<_> = (0..a.subscribers)
+            .map(|i| {
+                let url = &urls[i % urls.len()];
+                let (stop, until) = (&stop_subscribers, &subscribers_until);
+                s.spawn(move || subscribe::follow(url, from_height, stop, until))
+            })
+            .collect();
         for _ in 0..a.clients {
             s.spawn(|| offer.submitter());
         }
         let follower = s.spawn(|| watch::follow(urls, from_height, &wanted, &offer, &bar));
-        follower.join().expect("the chain follower panicked")
+        let seen = follower.join().expect("the chain follower panicked");
+        // The subscribers read up to the highest block any node has now, then stop.
+        let tip = urls
+            .iter()
+            .filter_map(|u| get_json(&reader, u, "/v1/status").ok().flatten())
+            .filter_map(|s| s["height"].as_u64())
+            .max()
+            .unwrap_or(from_height);
+        subscribers_until.store(tip, Ordering::Release);
+        stop_subscribers.store(true, Ordering::Release);
+        let tallies: Vec<subscribe::Tally> =
+            subscribers.into_iter().map(|h| h.join().expect("an event subscriber panicked")).collect();
+        (seen, tallies)
     });
     let submit_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
@@ -270,6 +299,7 @@ fn run_step(
         view_changes: per_node.iter().filter_map(NodeReport::view_changes).max(),
         per_node,
         sample_tx_ids: ids.iter().step_by(spacing).take(SAMPLE_TX_IDS).map(|h| h.to_hex()).collect(),
+        event_subscribers: subscribe::SubscribersReport::of(&tallies),
     })
 }
 

@@ -114,6 +114,11 @@ pub struct BenchArgs {
     /// Print the report as JSON (an array of reports for a sweep).
     #[arg(long)]
     pub json: bool,
+    /// Also keep this many `/v1/events` streams open during each step (spread over the nodes),
+    /// reading every block with its transactions, as explorers and indexers do: the report then
+    /// says what they received, and comparing runs shows what they cost.
+    #[arg(long, default_value_t = 0)]
+    pub subscribers: usize,
 }
 
 /// Which node to talk to.

@@ -124,6 +124,9 @@ pub struct StepReport {
     pub per_node: Vec<NodeReport>,
     /// A few of the step's `tx_id`s, evenly spaced, for spot checks against the chain.
     pub sample_tx_ids: Vec<String>,
+    /// What the `--subscribers` event streams received, when there were any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_subscribers: Option<super::subscribe::SubscribersReport>,
 }
 
 pub fn round(x: f64, digits: i32) -> f64 {
@@ -226,6 +229,12 @@ pub fn step_text(r: &StepReport) -> Vec<String> {
         r.refusals,
         view(r.view_changes)
     ));
+    if let Some(e) = &r.event_subscribers {
+        lines.push(format!(
+            "{} event subscribers: {}..{} blocks each, {} MB in all, {} out of order, {} reconnects",
+            e.subscribers, e.blocks_min, e.blocks_max, e.megabytes, e.out_of_order, e.reconnects
+        ));
+    }
     let l = &r.latency_ms;
     lines.push(format!(
         "submit-to-commit latency (ms): p50 {}  p90 {}  p99 {}  max {}",
