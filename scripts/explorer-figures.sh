@@ -29,16 +29,16 @@ trap cleanup EXIT
 
 # p50 p99 max (ms) of REQUESTS GETs of a path.
 time_path() {
-  local url=$1
+  local url=$1 path=/${1#http://*/} bad
   for _ in $(seq "$requests"); do
     curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "$url"
-  done | awk -v url="$url" '
-    $1 != 200 { bad++ }
-    { t[NR] = $2 * 1000 }
+  done >"$work/times"
+  bad=$(awk '$1 != 200' "$work/times" | wc -l)
+  awk '{ printf "%.3f\n", $2 * 1000 }' "$work/times" | sort -n | awk -v path="$path" -v bad="$bad" '
+    { t[NR] = $1 }
     END {
-      n = asort(t)
-      printf "  %-40s p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  (%d requests%s)\n", \
-        substr(url, index(url, "/", 8)), t[int(n * 0.5)], t[int(n * 0.99)], t[n], n, bad ? ", " bad " not 200" : ""
+      printf "  %-32s p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  (%d requests, %d not 200)\n", \
+        path, t[int(NR * 0.5)], t[int(NR * 0.99)], t[NR], NR, bad
     }'
 }
 
