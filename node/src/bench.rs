@@ -214,7 +214,8 @@ fn run_step(
             .map(|i| {
                 let url = &urls[i % urls.len()];
                 let (stop, until) = (&stop_subscribers, &subscribers_until);
-                s.spawn(move || subscribe::follow(url, from_height, stop, until))
+                let headers_only = a.subscribers_headers_only;
+                s.spawn(move || subscribe::follow(url, from_height, headers_only, stop, until))
             })
             .collect();
         for _ in 0..a.clients {

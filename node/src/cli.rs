@@ -119,6 +119,10 @@ pub struct BenchArgs {
     /// says what they received, and comparing runs shows what they cost.
     #[arg(long, default_value_t = 0)]
     pub subscribers: usize,
+    /// The `--subscribers` ask for blocks without their transactions (`?txs=false`), as the
+    /// explorer's dashboard does.
+    #[arg(long, requires = "subscribers")]
+    pub subscribers_headers_only: bool,
 }
 
 /// Which node to talk to.

@@ -55,13 +55,21 @@ impl SubscribersReport {
 
 /// Follows `url`'s event stream from height `from + 1` until `stop` is set and the stream has
 /// delivered at least up to `until` (read once `stop` is set: the highest height of the step).
-pub fn follow(url: &str, from: u64, stop: &AtomicBool, until: &std::sync::atomic::AtomicU64) -> Tally {
+/// With `headers_only`, asks for blocks without their transactions (`?txs=false`).
+pub fn follow(
+    url: &str,
+    from: u64,
+    headers_only: bool,
+    stop: &AtomicBool,
+    until: &std::sync::atomic::AtomicU64,
+) -> Tally {
+    let path = if headers_only { "/v1/events?txs=false" } else { "/v1/events" };
     let agent = ureq::AgentBuilder::new().timeout_connect(READ_TIMEOUT).timeout_read(READ_TIMEOUT).build();
     let mut t = Tally::default();
     let mut last = from;
     let done = |last: u64| stop.load(Ordering::Acquire) && last >= until.load(Ordering::Acquire);
     while !done(last) {
-        let resp = match agent.get(&format!("{url}/v1/events")).set("Last-Event-ID", &last.to_string()).call() {
+        let resp = match agent.get(&format!("{url}{path}")).set("Last-Event-ID", &last.to_string()).call() {
             Ok(r) => r,
             Err(_) => {
                 t.reconnects += 1;
