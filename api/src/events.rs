@@ -307,14 +307,25 @@ impl Subscriber {
     }
 
     /// The block events for heights `from..=to`, from the shared cache or the store. Stops early
-    /// at a height the store does not hold yet (the notifier ran ahead of a reader's view).
+    /// at a height the store does not hold yet (the notifier ran ahead of a reader's view). At the
+    /// tip every height is usually rendered already, and then no blocking-pool hop is made.
     async fn load(&self, from: u64, to: u64) -> Result<Vec<Event>, ApiError> {
-        let node = self.node.clone();
         let txs = self.txs;
-        tokio::task::spawn_blocking(move || {
+        let hub = self.node.chain().events();
+        let mut out = Vec::with_capacity((to - from + 1) as usize);
+        let mut next = from;
+        while let Some(r) = (next <= to).then(|| hub.cached(next)).flatten() {
+            out.push(block_event(next, &r, txs));
+            next += 1;
+        }
+        if next > to {
+            return Ok(out);
+        }
+        let node = self.node.clone();
+        let rest = tokio::task::spawn_blocking(move || {
             let hub = node.chain().events();
-            let mut out = Vec::with_capacity((to - from + 1) as usize);
-            for h in from..=to {
+            let mut rest = Vec::new();
+            for h in next..=to {
                 let rendered = match hub.cached(h) {
                     Some(r) => r,
                     None => match node.block(h)? {
@@ -326,14 +337,21 @@ impl Subscriber {
                         None => break,
                     },
                 };
-                let data = if txs { &rendered.full } else { &rendered.header };
-                out.push(Event::default().event("block").id(h.to_string()).data(&**data));
+                rest.push(block_event(h, &rendered, txs));
             }
-            Ok(out)
+            Ok::<_, ApiError>(rest)
         })
         .await
-        .map_err(|e| ApiError::Internal { reason: format!("event stream read failed: {e}") })?
+        .map_err(|e| ApiError::Internal { reason: format!("event stream read failed: {e}") })??;
+        out.extend(rest);
+        Ok(out)
     }
+}
+
+/// The `event: block` of `height`, with or without its transactions.
+fn block_event(height: u64, rendered: &Rendered, txs: bool) -> Event {
+    let data = if txs { &rendered.full } else { &rendered.header };
+    Event::default().event("block").id(height.to_string()).data(&**data)
 }
 
 #[cfg(test)]
