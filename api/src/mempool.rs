@@ -25,7 +25,7 @@ pub struct MempoolConfig {
 impl Default for MempoolConfig {
     /// The same defaults as the node's `mempool_max_txs` and `mempool_max_bytes`.
     fn default() -> Self {
-        Self { max_txs: 200_000, max_bytes: 256 * 1024 * 1024 }
+        Self { max_txs: ordo_chain::limits::MEMPOOL_MAX_TXS, max_bytes: ordo_chain::limits::MEMPOOL_MAX_BYTES }
     }
 }
 
@@ -158,28 +158,12 @@ impl Mempool {
     }
 
     /// The oldest pending transactions, at most `max_txs` of them and `max_bytes` in total,
-    /// leaving them pending. It stops at the first one that does not fit, so FIFO order holds;
+    /// leaving them pending (re-gossip uses it; transactions leave the mempool only when they
+    /// commit). It stops at the first one that does not fit, so FIFO order holds;
     /// a caller's `max_bytes` must therefore exceed the largest transaction the limits allow.
     pub fn peek(&self, max_txs: usize, max_bytes: usize) -> Vec<VerifiedTx> {
         let inner = self.lock();
         Self::oldest(&inner, max_txs, max_bytes).map(|(_, tx)| tx.clone()).collect()
-    }
-
-    /// Like [`Mempool::peek`], but removes what it returns.
-    pub fn take(&self, max_txs: usize, max_bytes: usize) -> Vec<VerifiedTx> {
-        let mut inner = self.lock();
-        let seqs: Vec<u64> = Self::oldest(&inner, max_txs, max_bytes).map(|(seq, _)| seq).collect();
-        let taken: Vec<VerifiedTx> = seqs
-            .into_iter()
-            .map(|seq| {
-                let tx = inner.queue.remove(&seq).expect("sequence numbers come from the queue");
-                inner.index.remove(&tx.id());
-                inner.bytes -= tx.wire_len();
-                tx
-            })
-            .collect();
-        inner.assert_consistent();
-        taken
     }
 
     fn oldest(inner: &Inner, max_txs: usize, max_bytes: usize) -> impl Iterator<Item = (u64, &VerifiedTx)> {
@@ -379,20 +363,6 @@ mod tests {
         m.admit(&MemStore::new(), vec![tx(1), big, tx(3)]).unwrap();
         // The third would fit on its own, but taking it would jump the queue.
         assert_eq!(ids(&m.peek(10, tx(1).wire_len() * 2)), ids(&[tx(1)]));
-    }
-
-    #[test]
-    fn take_removes_what_it_returns() {
-        let m = pool(10, 1 << 20);
-        let txs: Vec<VerifiedTx> = (0..4).map(tx).collect();
-        m.admit(&MemStore::new(), txs.clone()).unwrap();
-        assert_eq!(ids(&m.take(3, 1 << 20)), ids(&txs[..3]));
-        assert_eq!(m.stats(), MempoolStats { txs: 1, bytes: txs[3].wire_len() });
-        assert_eq!(ids(&m.take(3, 1 << 20)), ids(&txs[3..]));
-        assert!(m.is_empty());
-        assert_eq!(m.stats().bytes, 0);
-        // A taken transaction may be offered again, e.g. after a failed proposal.
-        assert_eq!(m.admit(&MemStore::new(), vec![txs[0].clone()]).unwrap(), vec![Admission::Admitted]);
     }
 
     #[test]

@@ -15,6 +15,34 @@ pub const BATCH_REQUEST_MAX_BYTES: usize = 8 * 1024 * 1024;
 /// The most transactions in one batch request.
 pub const BATCH_MAX_TXS: usize = 1000;
 
+/// The most transactions a node's mempool holds (node config `mempool_max_txs`); the engines'
+/// pools mirror the mempool, so they hold as many.
+pub const MEMPOOL_MAX_TXS: usize = 200_000;
+/// The most bytes of transactions a node's mempool holds (node config `mempool_max_bytes`).
+pub const MEMPOOL_MAX_BYTES: usize = 256 * 1024 * 1024;
+/// The largest block-sync response, in encoded bytes: a serving node fills a response up to it
+/// and a receiving node refuses a larger one.
+pub const SYNC_RESPONSE_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// The defaults of the genesis `consensus` parameters (protocol §2). The genesis file and the
+/// engines' own configurations both start from these, so a default is defined once.
+pub mod consensus_defaults {
+    /// The most transactions in one consensus batch (one block).
+    pub const BATCH_MAX_TXS: usize = 2000;
+    /// The most bytes of transactions in one consensus batch.
+    pub const BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
+    /// How long a proposer waits to fill a batch before proposing a partial one.
+    pub const BATCH_TIMEOUT_MS: u64 = 20;
+    /// PBFT: a checkpoint every this many heights.
+    pub const CHECKPOINT_INTERVAL: u64 = 32;
+    /// PBFT: the first view-change timeout.
+    pub const VIEW_CHANGE_TIMEOUT_MS: u64 = 2000;
+    /// Raft: the base election timeout.
+    pub const ELECTION_TIMEOUT_MS: u64 = 1000;
+    /// Raft: the leader's heartbeat interval.
+    pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
+}
+
 /// The limits in force on one node. `Default` is the SPEC's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

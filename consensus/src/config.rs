@@ -46,18 +46,19 @@ pub struct PbftConfig {
 
 impl Default for PbftConfig {
     fn default() -> Self {
+        use ordo_chain::limits::{consensus_defaults as d, MEMPOOL_MAX_BYTES, MEMPOOL_MAX_TXS};
         Self {
-            batch_max_txs: 2000,
-            batch_max_bytes: 4 * 1024 * 1024,
-            batch_timeout_ms: 30,
-            checkpoint_interval: 32,
-            watermark_window: 64,
+            batch_max_txs: d::BATCH_MAX_TXS,
+            batch_max_bytes: d::BATCH_MAX_BYTES,
+            batch_timeout_ms: d::BATCH_TIMEOUT_MS,
+            checkpoint_interval: d::CHECKPOINT_INTERVAL,
+            watermark_window: 2 * d::CHECKPOINT_INTERVAL,
             max_in_flight: 4,
-            view_change_timeout_ms: 2000,
+            view_change_timeout_ms: d::VIEW_CHANGE_TIMEOUT_MS,
             view_change_timeout_max_ms: 60_000,
             retransmit_interval_ms: 1000,
-            pool_max_txs: 200_000,
-            pool_max_bytes: 256 * 1024 * 1024,
+            pool_max_txs: MEMPOOL_MAX_TXS,
+            pool_max_bytes: MEMPOOL_MAX_BYTES,
             max_views_ahead: 1000,
             message_max_bytes: 64 * 1024 * 1024,
             slot_max_vote_sets: 4,

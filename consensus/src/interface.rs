@@ -51,8 +51,8 @@ pub enum Mode {
 pub struct Status {
     /// The PBFT view (or Raft term).
     pub view: u64,
-    /// The primary (leader) of that view.
-    pub leader: PublicKey,
+    /// The primary (leader) of that view; `None` while there is none (a Raft election).
+    pub leader: Option<PublicKey>,
     pub mode: Mode,
     /// The highest height handed to the node in a `Commit` action.
     pub committed_height: u64,

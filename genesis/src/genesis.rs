@@ -74,14 +74,15 @@ pub struct ConsensusParams {
 
 impl Default for ConsensusParams {
     fn default() -> Self {
+        use ordo_chain::limits::consensus_defaults as d;
         Self {
-            batch_max_txs: 2000,
-            batch_max_bytes: 4 * 1024 * 1024,
-            batch_timeout_ms: 20,
-            checkpoint_interval: 32,
-            view_change_timeout_ms: 2000,
-            election_timeout_ms: 1000,
-            heartbeat_interval_ms: 100,
+            batch_max_txs: d::BATCH_MAX_TXS as u64,
+            batch_max_bytes: d::BATCH_MAX_BYTES as u64,
+            batch_timeout_ms: d::BATCH_TIMEOUT_MS,
+            checkpoint_interval: d::CHECKPOINT_INTERVAL,
+            view_change_timeout_ms: d::VIEW_CHANGE_TIMEOUT_MS,
+            election_timeout_ms: d::ELECTION_TIMEOUT_MS,
+            heartbeat_interval_ms: d::HEARTBEAT_INTERVAL_MS,
         }
     }
 }
@@ -303,6 +304,14 @@ impl Genesis {
     }
 
     /// The transaction rules of this chain with the default limits.
+    /// The certificate kind every block of this chain must carry (protocol §6).
+    pub fn cert_kind(&self) -> ordo_chain::cert::CertKind {
+        match self.consensus {
+            ConsensusKind::Pbft => ordo_chain::cert::CertKind::Pbft,
+            ConsensusKind::Raft => ordo_chain::cert::CertKind::Raft,
+        }
+    }
+
     pub fn tx_rules(&self) -> TxRules {
         TxRules { chain_id: self.chain_id.clone(), limits: Default::default(), clients: self.clients.clone() }
     }

@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use ordo_chain::{BlockJson, ChainVerifier, Keypair, Op, Transaction};
-use ordo_genesis::{Genesis, KeyFile};
+use ordo_chain::{Keypair, Op, Transaction};
+use ordo_genesis::KeyFile;
 use rand::RngCore;
 use serde_json::Value;
 
 use crate::cli::{BlockArgs, NodeArgs, StateCommand, TxArgs, TxCommand};
-use crate::verify::cert_kind;
 
 /// A thin wrapper that turns the API's error bodies into readable errors.
 pub struct Api {
@@ -161,44 +160,4 @@ fn urlencode(s: &str) -> String {
         }
     }
     out
-}
-
-/// `ordo verify-chain --node URL`: fetches every block over the API and checks it against the
-/// genesis (which must come from the consortium, not from the node being checked).
-pub fn verify_node(node: &str, genesis_path: &Path) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let genesis = Genesis::load(genesis_path)?;
-    let api = Api::new(node);
-    let fetch = |h: u64| -> anyhow::Result<ordo_chain::Block> {
-        let v = api.get(&format!("/v1/blocks/{h}"))?.with_context(|| format!("the node has no block {h}"))?;
-        let j: BlockJson = serde_json::from_value(v).with_context(|| format!("block {h} is malformed"))?;
-        Ok(j.into())
-    };
-    let tip = api.get("/v1/blocks/latest")?.context("the node has no blocks")?["height"]
-        .as_u64()
-        .context("latest block has no height")?;
-    let (expected, _) = genesis.block();
-    let mut v = ChainVerifier::new(genesis.tx_rules(), genesis.committee(), cert_kind(&genesis), expected, &fetch(0)?)
-        .context("the node's genesis block is not this genesis.json's")?;
-    let mut last_report = Instant::now();
-    let mut txs = 0;
-    for h in 1..=tip {
-        let b = fetch(h)?;
-        txs += b.txs.len();
-        v.push(b).with_context(|| format!("block {h} does not verify"))?;
-        if last_report.elapsed() >= Duration::from_secs(2) {
-            eprintln!("verified {h}/{tip} blocks...");
-            last_report = Instant::now();
-        }
-    }
-    println!(
-        "ok: {} blocks (0..={tip}), {txs} transactions from {node}, tip {}; every certificate verified against \
-         the {} validators of {} ({:.1}s)",
-        tip + 1,
-        v.tip().hash,
-        genesis.validators.len(),
-        genesis.chain_id,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
 }

@@ -1,52 +1,50 @@
-//! The consensus driver and the p2p event loop.
-//!
-//! `run` owns the PBFT replica: it feeds it inputs (client transactions, verified peer
-//! messages, clock ticks, executed heights, synced blocks) and executes its actions strictly in
-//! order, so a vote never leaves before the safety record that forbids a conflicting vote is on
-//! disk. `p2p_events` turns network events into driver inputs: it verifies peer messages and
-//! gossiped transactions on the blocking pool (bounded by a semaphore, so a flood slows the
-//! network instead of growing a queue) and answers block-sync requests from the store.
+//! The consensus driver: `run` owns the engine (PBFT or Raft, through [`Engine`]), feeds it
+//! inputs (client transactions from the mempool, verified peer messages, clock ticks, executed
+//! heights, synced blocks) and executes its actions strictly in order, so a vote never leaves
+//! before the record that forbids a conflicting one is on disk. The network side, which turns
+//! p2p events into [`DriverInput`]s, is [`crate::inbound`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use ordo_chain::store::Store;
-use ordo_chain::{Block, Hash, PublicKey, Transaction, VerifiedTx};
-use ordo_consensus::pbft::{decode_and_verify, verify_block, Message, Replica};
-use ordo_consensus::{Action, CommittedBatch, Consensus, Input, Verified};
-use ordo_p2p::P2pEvent;
-use tokio::sync::{mpsc, Semaphore};
+use ordo_chain::{Block, Hash, PublicKey};
+use ordo_consensus::{Action, CommittedBatch, Engine, Input, Verified, Verifier};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::run::{now_ms, Shared};
+use crate::shared::{now_ms, Shared};
 use crate::wire;
 
 /// How often the core is told the time: the batch timeout and view-change timers resolve to it.
 pub const TICK_INTERVAL_MS: u64 = 5;
-/// Peer consensus messages being verified at once.
-pub const VERIFY_CONCURRENCY: usize = 4;
-/// Gossiped transaction batches being verified at once. Apart from the consensus permits, so
-/// that a flood of transactions never delays the votes that would order it.
-pub const GOSSIP_VERIFY_CONCURRENCY: usize = 2;
 /// A fetch of at least this many blocks makes the node report "catching up" (not ready, 503):
 /// two checkpoint intervals at the default K = 32. Under load a backup routinely fetches a few
 /// blocks whose COMMITs it missed; that is no reason to refuse clients.
 pub const CATCH_UP_NOT_READY_BLOCKS: u64 = 64;
-/// Gossiped transaction batches waiting for verification.
-pub const GOSSIP_QUEUE_CAPACITY: usize = 1024;
-/// The most bytes of blocks one sync response carries.
-pub const SYNC_RESPONSE_MAX_BYTES: usize = 32 * 1024 * 1024;
-
 /// The most mempool transactions handed to the core in one input.
 pub const MEMPOOL_PULL_MAX: usize = 8192;
 
 /// What the driver consumes besides clock ticks and the mempool.
-pub enum DriverInput {
-    Peer(Verified<Message>),
+pub enum DriverInput<M> {
+    Peer(Verified<M>),
     Synced(Vec<Verified<CommittedBatch>>),
+}
+
+/// What the tasks that verify peer input need: the engine's verifier and the driver's queue.
+pub struct Inbound<V: Verifier> {
+    pub verifier: Arc<V>,
+    pub driver: mpsc::Sender<DriverInput<V::Message>>,
+}
+
+impl<V: Verifier> Clone for Inbound<V> {
+    fn clone(&self) -> Self {
+        Self { verifier: self.verifier.clone(), driver: self.driver.clone() }
+    }
 }
 
 /// The driver's view of the chain tip, kept in memory so that building the next block needs no
@@ -55,13 +53,17 @@ struct Tip {
     block: Block,
 }
 
-pub async fn run(
+/// Runs `engine` until shutdown. An error is fatal (the store failed: a node that cannot persist
+/// must not vote): the driver cancels `shutdown` so the whole node stops, and returns the error
+/// so the process exits non-zero.
+pub async fn run<E: Engine>(
     shared: Arc<Shared>,
-    mut replica: Replica,
-    mut rx: mpsc::Receiver<DriverInput>,
+    mut engine: E,
+    inbound: Inbound<E::Verifier>,
+    mut rx: mpsc::Receiver<DriverInput<E::Message>>,
     shutdown: CancellationToken,
-) {
-    let block = shared.store.latest_block().ok().flatten().expect("the store holds at least genesis");
+) -> anyhow::Result<()> {
+    let block = shared.store.latest_block()?.context("the store holds no genesis block")?;
     let mut tip = Tip { block };
     let mut tick = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -93,7 +95,7 @@ pub async fn run(
             },
             _ = tick.tick() => Some(Input::Tick { now_ms: now_ms() }),
         };
-        let mut queue: VecDeque<Input<Message>> = first.into_iter().collect();
+        let mut queue: VecDeque<Input<E::Message>> = first.into_iter().collect();
         let txs = pull();
         if txs.len() == MEMPOOL_PULL_MAX {
             // More may be waiting: come back for them on the next turn.
@@ -103,36 +105,38 @@ pub async fn run(
             queue.push_back(Input::ClientTxs(txs));
         }
         while let Some(input) = queue.pop_front() {
-            for action in replica.handle(input) {
-                if let Err(e) = execute(&shared, &mut tip, action, &mut queue).await {
+            for action in engine.handle(input) {
+                if let Err(e) = execute(&shared, &inbound, &mut tip, action, &mut queue).await {
                     // IO errors are fatal: a node that cannot persist must not vote.
                     error!(error = %e, "stopping: the store failed");
                     shutdown.cancel();
-                    return;
+                    return Err(e.context("the consensus driver stopped: the store failed"));
                 }
             }
         }
     }
     info!("consensus driver stopped");
+    Ok(())
 }
 
-async fn execute(
+async fn execute<V: Verifier>(
     shared: &Arc<Shared>,
+    inbound: &Inbound<V>,
     tip: &mut Tip,
-    action: Action<Message>,
-    queue: &mut VecDeque<Input<Message>>,
+    action: Action<V::Message>,
+    queue: &mut VecDeque<Input<V::Message>>,
 ) -> anyhow::Result<()> {
     match action {
         Action::PersistSafety(record) => {
             tokio::task::block_in_place(|| shared.store.save_safety(&record))?;
         }
         Action::Send { to, msg } => {
-            if let Err(e) = shared.p2p.send_consensus(to, msg.encode()).await {
+            if let Err(e) = shared.p2p.send_consensus(to, inbound.verifier.encode(&msg)).await {
                 debug!(to = %to, error = %e, "could not send a consensus message");
             }
         }
         Action::Broadcast(msg) => {
-            match shared.p2p.broadcast_consensus(msg.encode()).await {
+            match shared.p2p.broadcast_consensus(inbound.verifier.encode(&msg)).await {
                 Ok(()) => {}
                 // Too large is a configuration problem worth seeing; no peers is routine.
                 Err(e @ ordo_p2p::P2pError::MessageTooLarge { .. }) => warn!(error = %e, "consensus message not sent"),
@@ -154,20 +158,12 @@ async fn execute(
             if to_height >= from_height + CATCH_UP_NOT_READY_BLOCKS {
                 shared.syncing.store(true, Ordering::Relaxed);
             }
-            tokio::spawn(fetch(shared.clone(), from, from_height, to_height));
+            tokio::spawn(fetch(shared.clone(), inbound.clone(), from, from_height, to_height));
         }
         Action::StatusChanged(s) => {
-            info!(view = s.view, leader = %s.leader, mode = ?s.mode, "consensus status");
-            let before = std::mem::replace(&mut *shared.status.write().expect("status lock"), s);
-            let metrics = shared.chain.metrics();
-            if s.view > before.view {
-                metrics.view_changes.inc_by(s.view - before.view);
-            }
-            metrics.round.set(s.view as i64);
-            metrics.is_leader.set(i64::from(s.leader == shared.me));
-            if (s.view, s.leader) != (before.view, before.leader) {
-                shared.chain.events().status_changed();
-            }
+            let leader = s.leader.map_or_else(|| "none".to_string(), |l| l.to_string());
+            info!(view = s.view, leader = %leader, mode = ?s.mode, "consensus status");
+            shared.status_changed(s);
         }
     }
     Ok(())
@@ -184,7 +180,13 @@ fn commit(shared: &Shared, prev: &Block, batch: CommittedBatch) -> anyhow::Resul
 }
 
 /// Fetches certified blocks from a peer, verifies them off the runtime and hands them to the core.
-async fn fetch(shared: Arc<Shared>, from: PublicKey, from_height: u64, to_height: u64) {
+async fn fetch<V: Verifier>(
+    shared: Arc<Shared>,
+    inbound: Inbound<V>,
+    from: PublicKey,
+    from_height: u64,
+    to_height: u64,
+) {
     let bytes = match shared.p2p.request_blocks(from, from_height, to_height).await {
         Ok(b) => b,
         Err(e) => {
@@ -193,16 +195,16 @@ async fn fetch(shared: Arc<Shared>, from: PublicKey, from_height: u64, to_height
             return;
         }
     };
-    let s = shared.clone();
+    let verifier = inbound.verifier.clone();
     let verified = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Verified<CommittedBatch>>> {
         let blocks = wire::decode_blocks(&bytes)?;
-        blocks.iter().map(|b| verify_block(&s.verify_ctx, b).map_err(anyhow::Error::from)).collect()
+        blocks.iter().map(|b| verifier.verify_block(b).map_err(anyhow::Error::from)).collect()
     })
     .await;
     match verified {
         Ok(Ok(blocks)) => {
             info!(peer = %from, blocks = blocks.len(), from_height, "fetched certified blocks");
-            let _ = shared.driver.send(DriverInput::Synced(blocks)).await;
+            let _ = inbound.driver.send(DriverInput::Synced(blocks)).await;
         }
         Ok(Err(e)) => {
             warn!(peer = %from, error = %e, "a peer served blocks that do not verify; dropped");
@@ -210,139 +212,4 @@ async fn fetch(shared: Arc<Shared>, from: PublicKey, from_height: u64, to_height
         }
         Err(e) => error!(error = %e, "block verification task failed"),
     }
-}
-
-/// Turns p2p events into driver inputs until shutdown.
-pub async fn p2p_events(shared: Arc<Shared>, mut events: mpsc::Receiver<P2pEvent>, shutdown: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(VERIFY_CONCURRENCY));
-    let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE_CAPACITY);
-    tokio::spawn(gossip_worker(shared.clone(), gossip_rx));
-    loop {
-        let event = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            e = events.recv() => match e { Some(e) => e, None => break },
-        };
-        match event {
-            P2pEvent::Consensus { from, bytes } => {
-                let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
-                let s = shared.clone();
-                tokio::spawn(async move {
-                    let ctx = s.clone();
-                    let result = tokio::task::spawn_blocking(move || decode_and_verify(&ctx.verify_ctx, &bytes)).await;
-                    drop(permit);
-                    match result {
-                        // `try_send`, never a wait: the driver may itself be waiting on the
-                        // network, which may be waiting on this loop. A dropped vote is re-sent
-                        // by its author's retransmission timer.
-                        Ok(Ok(m)) => {
-                            if s.driver.try_send(DriverInput::Peer(m)).is_err() {
-                                debug!(peer = %from, "driver queue full; dropped a consensus message");
-                            }
-                        }
-                        // Byzantine or corrupt input is logged and dropped.
-                        Ok(Err(e)) => debug!(peer = %from, error = %e, "dropped a consensus message"),
-                        Err(e) => error!(error = %e, "verification task failed"),
-                    }
-                });
-            }
-            P2pEvent::Tx { from, bytes } => {
-                // Gossip waits in its own bounded queue, so that consensus messages behind it in
-                // the event stream are not held up while a flood of transactions is verified.
-                // Only a full queue makes this loop wait (back-pressure onto the network).
-                if let Err(mpsc::error::TrySendError::Full(item)) = gossip_tx.try_send((from, bytes)) {
-                    let _ = gossip_tx.send(item).await;
-                }
-            }
-            P2pEvent::BlockRequest { from, from_height, to_height, reply } => {
-                let s = shared.clone();
-                tokio::task::spawn_blocking(move || match read_blocks(&s, from_height, to_height) {
-                    Ok(bytes) => {
-                        let _ = reply.send(bytes);
-                    }
-                    Err(e) => warn!(peer = %from, error = %e, "could not serve a block request"),
-                });
-            }
-            P2pEvent::PeerUp(k) => {
-                info!(peer = %k, "validator connected");
-                shared.connectivity_changed();
-            }
-            P2pEvent::PeerDown(k) => {
-                info!(peer = %k, "validator disconnected");
-                shared.connectivity_changed();
-            }
-        }
-    }
-}
-
-/// Verifies queued transaction gossip, `GOSSIP_VERIFY_CONCURRENCY` batches at a time, until the
-/// event loop drops the queue's sender.
-async fn gossip_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<(PublicKey, Vec<u8>)>) {
-    let permits = Arc::new(Semaphore::new(GOSSIP_VERIFY_CONCURRENCY));
-    while let Some((from, bytes)) = rx.recv().await {
-        let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
-        let s = shared.clone();
-        tokio::task::spawn_blocking(move || {
-            admit_gossip(&s, from, &bytes);
-            drop(permit);
-        });
-    }
-}
-
-/// Verifies gossiped transactions and offers the good ones to the mempool and the core.
-fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
-    let txs = match wire::decode_txs(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            debug!(peer = %from, error = %e, "dropped malformed transaction gossip");
-            return;
-        }
-    };
-    // Every validator hears most transactions more than once (from the API node's gossip and
-    // in PRE-PREPAREs): ids already pending or committed here would be refused anyway, so their
-    // signatures are not checked again.
-    let ids: Vec<Hash> = txs.iter().map(Transaction::tx_id).collect();
-    let committed = match shared.store.committed(&ids) {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(error = %e, "could not look up gossiped transactions");
-            return;
-        }
-    };
-    let mempool = shared.chain.mempool();
-    let fresh: Vec<Transaction> = txs
-        .into_iter()
-        .zip(ids.iter().zip(committed))
-        .filter(|(_, (id, done))| !done && !mempool.contains(id))
-        .map(|(tx, _)| tx)
-        .collect();
-    if fresh.is_empty() {
-        return;
-    }
-    let checked = shared.rules.verify_many(fresh);
-    let offered = checked.len();
-    let verified: Vec<VerifiedTx> = checked.into_iter().filter_map(Result::ok).collect();
-    shared.chain.metrics().rejected(ordo_api::metrics::RejectReason::invalid, (offered - verified.len()) as u64);
-    match shared.chain.admit(verified) {
-        // The driver follows the mempool; wake it.
-        Ok(outcomes) if outcomes.contains(&ordo_api::Admission::Admitted) => shared.admitted.notify_one(),
-        Ok(_) => {}
-        Err(e) => warn!(peer = %from, error = %e, "could not admit gossiped transactions"),
-    }
-}
-
-/// Reads `from..=to` (clipped to the tip and the response limits) for a syncing peer.
-fn read_blocks(shared: &Shared, from: u64, to: u64) -> anyhow::Result<Vec<u8>> {
-    let tip = shared.store.latest_height()?.unwrap_or(0);
-    let to = to.min(tip).min(from.saturating_add(wire::SYNC_MAX_BLOCKS as u64 - 1));
-    let mut blocks = Vec::new();
-    let mut bytes = 0usize;
-    for h in from..=to {
-        let Some(b) = shared.store.block(h)? else { break };
-        bytes += b.txs.iter().map(|t| t.op.key().len() + 200).sum::<usize>();
-        blocks.push(b);
-        if bytes >= SYNC_RESPONSE_MAX_BYTES {
-            break;
-        }
-    }
-    Ok(wire::encode_blocks(&blocks))
 }

@@ -1,7 +1,9 @@
 //! `ordo`: the one binary of Ordo (protocol §8).
 //!
 //! Layout: `cli` parses the command line (clap); `run` starts a validator (store, mempool, p2p,
-//! API) and `driver` runs its consensus core; `wire` holds the node's p2p payloads; each other
+//! API) with the engine its genesis names, `driver` runs that engine, `inbound` verifies what
+//! the network delivers, `shared` is the state every task shares and the node's answers to the
+//! API; `wire` holds the node's p2p payloads; each other
 //! subcommand lives in its own module:
 //! `keygen`, `genesis_cmd`, `verify` (offline), `client` (the commands that speak the REST API),
 //! `bench` (the load generator) and `chaos` (a workload plus random faults on a running testnet, then
@@ -14,9 +16,11 @@ mod cli;
 mod client;
 mod driver;
 mod genesis_cmd;
+mod inbound;
 mod keygen;
 mod regossip;
 mod run;
+mod shared;
 mod testnet;
 mod verify;
 mod wire;

@@ -20,7 +20,7 @@ use ordo_chain::{Hash, VerifiedTx};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::run::Shared;
+use crate::shared::Shared;
 use crate::wire;
 
 /// How often the oldest pending transactions are considered for re-gossip, and how long one

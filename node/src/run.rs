@@ -1,37 +1,32 @@
 //! `ordo node --config FILE`: one validator. This module wires the parts together and owns the
-//! runtime: RocksDB store, mempool, the PBFT core (driven by `driver`), libp2p (`ordo-p2p`) and
-//! the REST API (`ordo-api`). One shutdown token fans out to every task on SIGINT or SIGTERM.
+//! runtime: RocksDB store, mempool, the consensus engine the genesis names (`build_pbft`; the
+//! rest of the node is generic over [`Engine`]), its driver (`driver`), libp2p (`ordo-p2p`, with
+//! `inbound` on its events) and the REST API (`ordo-api`). One shutdown token fans out to every
+//! task on SIGINT or SIGTERM; a fatal driver error (the store failed) stops the node with a
+//! non-zero exit.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ordo_api::node::{ConsensusRound, PeerStatus as ApiPeer};
-use ordo_api::{
-    Admission, ApiConfig, ApiError, LocalChain, Mempool, MempoolConfig, NodeHandle, NodeStatus, Readiness,
-    ValidatorStatus,
-};
+use ordo_api::{ApiConfig, LocalChain, Mempool, MempoolConfig, NodeHandle};
 use ordo_chain::store::{RocksStore, Store};
-use ordo_chain::{Keypair, PublicKey, TxRules, VerifiedTx};
+use ordo_chain::{Block, Keypair, TxRules};
 use ordo_consensus::pbft::{Replica, VerifyContext};
-use ordo_consensus::{PbftConfig, Status};
-use ordo_genesis::{ConsensusKind, Genesis, KeyFile, NodeConfig};
-use ordo_p2p::{P2pConfig, P2pHandle, ValidatorPeer};
+use ordo_consensus::{Consensus, Engine, PbftConfig, Verifier};
+use ordo_genesis::{ConsensusKind, Genesis, KeyFile, NodeConfig, ValidatorInfo};
+use ordo_p2p::{P2pConfig, ValidatorPeer};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::driver::{self, DriverInput};
-use crate::wire;
+use crate::driver::{self, Inbound};
+use crate::shared::{now_ms, watch_readiness, Shared};
 
 /// How many inputs may wait for the consensus driver before senders are slowed down.
 pub const DRIVER_QUEUE_CAPACITY: usize = 4096;
-
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// Sets up logging: `RUST_LOG` if set, else the config's `log` filter.
 fn init_tracing(filter: &str) {
@@ -67,60 +62,16 @@ pub fn pbft_config(g: &Genesis) -> PbftConfig {
     }
 }
 
-/// What every task of the node shares.
-pub struct Shared {
-    pub genesis: Genesis,
-    pub me: PublicKey,
-    pub name: String,
-    pub rules: TxRules,
-    pub chain: LocalChain,
-    pub store: Arc<RocksStore>,
-    pub p2p: P2pHandle,
-    pub verify_ctx: VerifyContext,
-    pub driver: mpsc::Sender<DriverInput>,
-    /// Woken when the mempool admitted something, which the driver then hands to the core.
-    pub admitted: tokio::sync::Notify,
-    pub status: RwLock<Status>,
-    /// True while the core is fetching blocks it is missing.
-    pub syncing: AtomicBool,
-    pub runtime: tokio::runtime::Handle,
-}
-
-impl Shared {
-    fn connected(&self) -> Vec<PublicKey> {
-        self.p2p.peers().into_iter().filter(|p| p.connected).map(|p| p.key).collect()
-    }
-
-    /// A validator connected or disconnected: the p2p gauges follow, and event streams are told
-    /// (readiness may have changed with it).
-    pub fn connectivity_changed(&self) {
-        let connected = self.connected().len();
-        let metrics = self.chain.metrics();
-        metrics.p2p_peers.set(connected as i64);
-        let others = self.genesis.validators.len().saturating_sub(1);
-        metrics.missing_validators.set(others.saturating_sub(connected) as i64);
-        self.chain.events().status_changed();
-    }
-}
-
-/// How often readiness is looked at for `event: status` (it also follows the catch-up flag,
-/// which changes without any event of its own).
-const READINESS_POLL: Duration = Duration::from_millis(500);
-
-/// Tells the event streams when readiness flips.
-async fn watch_readiness(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut last = shared.readiness() == Readiness::Ready;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(READINESS_POLL) => {}
-        }
-        let now = shared.readiness() == Readiness::Ready;
-        if now != last {
-            last = now;
-            shared.chain.events().status_changed();
-        }
-    }
+/// What start-up prepared before the engine is chosen.
+struct Setup {
+    cfg: NodeConfig,
+    genesis: Genesis,
+    key: Keypair,
+    info: ValidatorInfo,
+    store: Arc<RocksStore>,
+    tip: Block,
+    rules: TxRules,
+    mempool: Arc<Mempool>,
 }
 
 async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
@@ -149,32 +100,51 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
         Some(_) => {}
     }
     let tip = store.latest_block()?.expect("genesis is stored");
-    info!(name = %info.name, node_id = %me, height = tip.height(), "starting validator");
+    info!(name = %info.name, node_id = %me, consensus = genesis.consensus.as_str(), height = tip.height(), "starting validator");
 
     let rules = TxRules { chain_id: genesis.chain_id.clone(), limits: cfg.limits, clients: genesis.clients.clone() };
-    let mut pbft = pbft_config(&genesis);
-    // The core's pool mirrors the mempool (the driver follows it), so it must hold as much.
-    pbft.pool_max_txs = pbft.pool_max_txs.max(cfg.mempool_max_txs);
-    pbft.pool_max_bytes = pbft.pool_max_bytes.max(cfg.mempool_max_bytes);
     let mempool =
         Arc::new(Mempool::new(MempoolConfig { max_txs: cfg.mempool_max_txs, max_bytes: cfg.mempool_max_bytes }));
+    let setup = Setup { cfg, genesis, key, info, store, tip, rules, mempool };
+    match setup.genesis.consensus {
+        ConsensusKind::Pbft => {
+            let (replica, verifier) = build_pbft(&setup, g_block.hash)?;
+            serve(setup, replica, verifier).await
+        }
+        ConsensusKind::Raft => unreachable!("refused above"),
+    }
+}
+
+/// The PBFT replica and its verifier, restored from the store.
+fn build_pbft(s: &Setup, genesis_hash: ordo_chain::Hash) -> anyhow::Result<(Replica, VerifyContext)> {
+    let mut pbft = pbft_config(&s.genesis);
+    // The core's pool mirrors the mempool (the driver follows it), so it must hold as much.
+    pbft.pool_max_txs = pbft.pool_max_txs.max(s.cfg.mempool_max_txs);
+    pbft.pool_max_bytes = pbft.pool_max_bytes.max(s.cfg.mempool_max_bytes);
     // A backup verified most of a PRE-PREPARE's transactions already, when they were gossiped
     // to it: batch verification takes those from the mempool instead of checking them twice.
-    let known = mempool.clone();
-    let verify_ctx = VerifyContext::new(genesis.committee(), rules.clone(), &pbft)
+    let known = s.mempool.clone();
+    let verify_ctx = VerifyContext::new(s.genesis.committee(), s.rules.clone(), &pbft)
         .with_known_txs(Arc::new(move |id: &ordo_chain::Hash| known.get(id)));
     let restore = ordo_consensus::pbft::replica::Restore {
-        safety: store.load_safety()?,
-        executed_height: tip.height(),
-        executed_hash: tip.hash,
+        safety: s.store.load_safety()?,
+        executed_height: s.tip.height(),
+        executed_hash: s.tip.hash,
     };
     // The tip's certificate lets a restarted node help a lagging peer before its next commit.
-    let replica = Replica::new(pbft.clone(), verify_ctx.clone(), key.clone(), g_block.hash, restore, now_ms())
+    let replica = Replica::new(pbft, verify_ctx.clone(), s.key.clone(), genesis_hash, restore, now_ms())
         .context("could not start the consensus core")?
-        .with_tip_certificate(tip.certificate.clone())
-        .with_bodies_from_store(&*store)
+        .with_tip_certificate(s.tip.certificate.clone())
+        .with_bodies_from_store(&*s.store)
         .context("could not read the recent blocks back from the store")?;
+    Ok((replica, verify_ctx))
+}
 
+/// Starts networking, the driver of `engine`, the API and the background tasks, and runs until
+/// a signal or a fatal driver error.
+async fn serve<E: Engine>(setup: Setup, engine: E, verifier: E::Verifier) -> anyhow::Result<()> {
+    let Setup { cfg, genesis, key, info, store, tip: _, rules, mempool } = setup;
+    let me = key.public();
     let shutdown = CancellationToken::new();
     let validators: Vec<ValidatorPeer> = genesis
         .validators
@@ -183,13 +153,13 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
         .collect();
     let mut p2p_cfg = P2pConfig::new(genesis.chain_id.clone(), key.seed(), cfg.p2p_listen.clone(), validators);
     p2p_cfg.bootstrap = cfg.bootstrap.clone();
-    p2p_cfg.max_message_bytes = pbft.message_max_bytes;
+    p2p_cfg.max_message_bytes = verifier.message_max_bytes();
     let (p2p, events) = ordo_p2p::spawn(p2p_cfg, shutdown.clone()).await.context("could not start networking")?;
 
     let metrics = ordo_api::metrics::Metrics::new(genesis.consensus.as_str(), genesis.validators.len());
     let chain = LocalChain::new(store.clone() as Arc<dyn Store>, mempool, metrics)?;
     let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
-    let status = ordo_consensus::Consensus::status(&replica);
+    let status = engine.status();
     let shared = Arc::new(Shared {
         me,
         name: info.name.clone(),
@@ -197,23 +167,24 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
         chain,
         store,
         p2p,
-        verify_ctx,
-        driver: driver_tx,
+        quorum: verifier.quorum(),
+        faults_tolerated: verifier.faults_tolerated(),
         admitted: tokio::sync::Notify::new(),
         status: RwLock::new(status),
         syncing: AtomicBool::new(false),
         runtime: tokio::runtime::Handle::current(),
         genesis,
     });
+    let inbound = Inbound { verifier: Arc::new(verifier), driver: driver_tx };
 
-    let driver_task = tokio::spawn(driver::run(shared.clone(), replica, driver_rx, shutdown.clone()));
-    let events_task = tokio::spawn(driver::p2p_events(shared.clone(), events, shutdown.clone()));
+    let driver_task = tokio::spawn(driver::run(shared.clone(), engine, inbound.clone(), driver_rx, shutdown.clone()));
+    let events_task = tokio::spawn(crate::inbound::p2p_events(shared.clone(), inbound, events, shutdown.clone()));
     tokio::spawn(crate::regossip::run(shared.clone(), shutdown.clone()));
     tokio::spawn(watch_readiness(shared.clone(), shutdown.clone()));
     {
         let metrics = shared.chain.metrics();
         metrics.round.set(status.view as i64);
-        metrics.is_leader.set(i64::from(status.leader == me));
+        metrics.is_leader.set(i64::from(status.leader == Some(me)));
         shared.connectivity_changed();
     }
 
@@ -239,10 +210,18 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
     let stop = shutdown.clone();
     let served = ordo_api::serve(listener, router, async move { stop.cancelled().await }).await;
     shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), driver_task).await;
+    let driver_result = match tokio::time::timeout(Duration::from_secs(10), driver_task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(anyhow::anyhow!("the consensus driver panicked: {e}")),
+        Err(_) => {
+            warn!("the consensus driver did not stop within 10 s");
+            Ok(())
+        }
+    };
     let _ = tokio::time::timeout(Duration::from_secs(5), events_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), shared.p2p.stopped()).await;
     served?;
+    driver_result?;
     info!("stopped");
     Ok(())
 }
@@ -252,84 +231,5 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
-    }
-}
-
-impl NodeHandle for Shared {
-    fn tx_rules(&self) -> &TxRules {
-        &self.rules
-    }
-
-    fn chain(&self) -> &LocalChain {
-        &self.chain
-    }
-
-    fn readiness(&self) -> Readiness {
-        let connected = self.connected().len();
-        let need = self.verify_ctx.committee.quorum() - 1;
-        if connected < need {
-            return Readiness::NotReady {
-                reason: format!("connected to {connected} validators, a quorum needs {need}"),
-            };
-        }
-        // A view change or a short catch-up is no reason to refuse clients: what they submit is
-        // admitted and gossiped, and ordered as soon as the committee has a primary again. Only a
-        // node far behind refuses, since it could not tell a client the current state.
-        if self.syncing.load(Ordering::Relaxed) {
-            return Readiness::NotReady { reason: "catching up with the committee (far behind)".into() };
-        }
-        Readiness::Ready
-    }
-
-    fn submit(&self, txs: Vec<VerifiedTx>) -> Result<Vec<Admission>, ApiError> {
-        let outcomes = self.chain.admit(txs.clone())?;
-        let admitted: Vec<VerifiedTx> =
-            txs.into_iter().zip(&outcomes).filter(|(_, o)| **o == Admission::Admitted).map(|(t, _)| t).collect();
-        if !admitted.is_empty() {
-            let bytes = wire::encode_txs(&admitted);
-            let p2p = self.p2p.clone();
-            // The API calls `submit` on a blocking thread, so waiting here applies the gossip
-            // channel's back-pressure to the client instead of buffering without bound.
-            if let Err(e) = self.runtime.block_on(p2p.publish_tx(bytes)) {
-                warn!(error = %e, "could not gossip admitted transactions; they stay in the mempool");
-            }
-            // The driver follows the mempool; wake it.
-            self.admitted.notify_one();
-        }
-        Ok(outcomes)
-    }
-
-    fn status(&self) -> Result<NodeStatus, ApiError> {
-        let s = *self.status.read().expect("status lock");
-        let committee = &self.verify_ctx.committee;
-        let peers = self
-            .p2p
-            .peers()
-            .into_iter()
-            .map(|p| ApiPeer { node_id: p.key, name: p.name, connected: p.connected })
-            .collect();
-        Ok(NodeStatus {
-            chain_id: self.genesis.chain_id.clone(),
-            node_id: self.me,
-            name: self.name.clone(),
-            consensus: self.genesis.consensus,
-            round: ConsensusRound::View(s.view),
-            leader: Some(s.leader),
-            chain: self.chain.chain_status()?,
-            peers,
-            validators: committee.n(),
-            f: committee.f(),
-            ready: self.readiness() == Readiness::Ready,
-        })
-    }
-
-    fn validators(&self) -> Result<Vec<ValidatorStatus>, ApiError> {
-        let connected = self.connected();
-        Ok(self
-            .genesis
-            .validators
-            .iter()
-            .map(|v| ValidatorStatus::new(v, v.public_key == self.me || connected.contains(&v.public_key)))
-            .collect())
     }
 }

@@ -35,12 +35,47 @@ pub fn decode_txs(bytes: &[u8]) -> Result<Vec<Transaction>, ChainError> {
 
 /// `u32 count || bytes32(block record)...`.
 pub fn encode_blocks(blocks: &[Block]) -> Vec<u8> {
-    let mut w = Writer::default();
-    w.u32(blocks.len() as u32);
+    let mut r = SyncResponse::default();
     for b in blocks {
-        w.bytes32(&encode_block(b));
+        r.push(b);
     }
-    w.finish()
+    r.finish()
+}
+
+/// A block-sync response being filled: `u32 count || (u32 len || block)...`.
+#[derive(Default)]
+pub struct SyncResponse {
+    blocks: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl SyncResponse {
+    fn push(&mut self, block: &Block) {
+        let encoded = encode_block(block);
+        self.len += 4 + encoded.len();
+        self.blocks.push(encoded);
+    }
+
+    /// Adds `block` unless the response would then exceed `max_bytes`; the first block is
+    /// always taken. Returns whether it was taken.
+    pub fn push_within(&mut self, block: &Block, max_bytes: usize) -> bool {
+        let encoded = encode_block(block);
+        if !self.blocks.is_empty() && 4 + self.len + 4 + encoded.len() > max_bytes {
+            return false;
+        }
+        self.len += 4 + encoded.len();
+        self.blocks.push(encoded);
+        true
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(4 + self.len);
+        w.u32(self.blocks.len() as u32);
+        for b in &self.blocks {
+            w.bytes32(b);
+        }
+        w.finish()
+    }
 }
 
 pub fn decode_blocks(bytes: &[u8]) -> Result<Vec<Block>, ChainError> {
@@ -83,5 +118,25 @@ mod tests {
         let (g, _) = Block::genesis("c", 1, &Default::default());
         let bytes = encode_blocks(std::slice::from_ref(&g));
         assert_eq!(decode_blocks(&bytes).unwrap(), vec![g]);
+    }
+
+    #[test]
+    fn a_sync_response_stays_within_its_byte_limit_but_always_carries_one_block() {
+        let (g, _) = Block::genesis("c", 1, &Default::default());
+        let one = encode_blocks(std::slice::from_ref(&g)).len();
+        // Room for exactly two blocks: the third is refused and the response is exact.
+        let max = one + (one - 4);
+        let mut r = SyncResponse::default();
+        assert!(r.push_within(&g, max));
+        assert!(r.push_within(&g, max));
+        assert!(!r.push_within(&g, max));
+        let bytes = r.finish();
+        assert_eq!(bytes.len(), max);
+        assert_eq!(decode_blocks(&bytes).unwrap().len(), 2);
+        // A limit smaller than one block still lets the first block through.
+        let mut r = SyncResponse::default();
+        assert!(r.push_within(&g, 1));
+        assert!(!r.push_within(&g, 1));
+        assert_eq!(decode_blocks(&r.finish()).unwrap().len(), 1);
     }
 }

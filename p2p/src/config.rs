@@ -96,7 +96,7 @@ impl P2pConfig {
             bootstrap: Vec::new(),
             validators,
             max_message_bytes: 10 * 1024 * 1024,
-            max_sync_response_bytes: 64 * 1024 * 1024,
+            max_sync_response_bytes: ordo_chain::limits::SYNC_RESPONSE_MAX_BYTES,
             event_channel_capacity: 1024,
             command_channel_capacity: 1024,
             block_request_timeout_ms: 10_000,

@@ -121,3 +121,41 @@ pub fn verify_block(ctx: &VerifyContext, block: &Block) -> Result<Verified<Commi
         .map_err(|e| bad(e.to_string()))?;
     Ok(Verified::new_unchecked(CommittedBatch { header: batch.header, txs: batch.txs, certificate }))
 }
+
+impl crate::engine::Verifier for VerifyContext {
+    type Message = Message;
+
+    /// PBFT messages are signed; the signatures inside name their authors, so a message relayed
+    /// by another validator verifies the same and the transport's sender is not needed.
+    fn decode_and_verify(&self, _sender: &PublicKey, bytes: &[u8]) -> Result<Verified<Message>> {
+        decode_and_verify(self, bytes)
+    }
+
+    fn encode(&self, message: &Message) -> Vec<u8> {
+        message.encode()
+    }
+
+    fn verify_block(&self, block: &Block) -> Result<Verified<CommittedBatch>> {
+        verify_block(self, block)
+    }
+
+    fn committee(&self) -> &Committee {
+        &self.committee
+    }
+
+    fn quorum(&self) -> usize {
+        self.committee.quorum()
+    }
+
+    fn faults_tolerated(&self) -> usize {
+        self.committee.f()
+    }
+
+    fn message_max_bytes(&self) -> usize {
+        self.message_max_bytes
+    }
+}
+
+impl crate::engine::Engine for super::Replica {
+    type Verifier = VerifyContext;
+}

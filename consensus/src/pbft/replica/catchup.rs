@@ -1,0 +1,95 @@
+//! Catch-up (§4.3 "state transfer"): fetching certified blocks behind a stable checkpoint or a
+//! commit certificate, and noticing when the replica is stuck behind the committee.
+
+use super::*;
+
+impl Replica {
+    // ------------------------------------------------------------------ catch-up
+
+    pub(super) fn start_sync(&mut self, target: u64, peers: Vec<PublicKey>) {
+        if peers.is_empty() || target <= self.committed_height {
+            return;
+        }
+        match &mut self.sync {
+            Some(s) if s.target >= target => return,
+            Some(s) => {
+                s.target = target;
+                s.peers = peers;
+            }
+            None => self.sync = Some(Sync { target, peers, attempt: 0, requested_ms: 0 }),
+        }
+        self.request_blocks();
+    }
+
+    pub(super) fn request_blocks(&mut self) {
+        let Some(s) = &mut self.sync else { return };
+        let from = s.peers[s.attempt % s.peers.len()];
+        s.attempt += 1;
+        s.requested_ms = self.now_ms;
+        let from_height = self.committed_height + 1;
+        let to_height = s.target.min(self.committed_height + self.cfg.fetch_max_blocks);
+        self.counters.fetches += 1;
+        self.out.push(Action::FetchBlocks { from, from_height, to_height });
+    }
+
+    pub(super) fn on_synced(&mut self, mut blocks: Vec<Verified<CommittedBatch>>) {
+        blocks.sort_by_key(|b| b.header.height);
+        // The newest certificate of the answer tells where the committee is (verification
+        // checked it against the committee).
+        let newest = blocks
+            .iter()
+            .filter(|b| b.header.height > self.committed_height)
+            .filter_map(|b| match &b.certificate {
+                Certificate::Pbft(c) => Some((c.view, c.height)),
+                _ => None,
+            })
+            .max();
+        if let Some((view, h)) = newest {
+            self.note_certificate(view, h);
+        }
+        for b in blocks {
+            let b = b.into_inner();
+            if b.header.height != self.committed_height + 1 {
+                continue;
+            }
+            let h = b.header.height;
+            if h > self.stable.height {
+                // Kept for a VIEW-CHANGE or NEW-VIEW that chooses this batch before the next
+                // stable checkpoint collects it.
+                let d = b.header.digest(&self.ctx.chain_id);
+                self.log.entry(h).or_default().bodies.insert(d, Batch { header: b.header, txs: b.txs.clone() });
+            }
+            self.emit_commit(b);
+        }
+        self.try_execute();
+        self.try_new_view();
+        match &self.sync {
+            Some(s) if self.committed_height >= s.target => self.sync = None,
+            Some(_) => self.request_blocks(),
+            None => {}
+        }
+    }
+
+    /// At each retransmission tick: if the committed height has not moved since the last tick
+    /// while some height above it holds COMMITs (its own or others': someone prepared it, so it
+    /// may well be committed elsewhere, and this replica may have missed the other COMMITs for
+    /// good), ask the other validators for the certified blocks. Fetching is always safe: a
+    /// fetched block counts only with its certificate, and a peer without it answers nothing.
+    pub(super) fn check_stuck(&mut self) {
+        let was = self.stuck_at.replace(self.committed_height);
+        if was != Some(self.committed_height) {
+            return;
+        }
+        let target = self
+            .log
+            .range(self.committed_height + 1..)
+            .filter(|(_, s)| !s.commits.is_empty())
+            .map(|(h, _)| *h)
+            .next_back();
+        if let Some(h) = target {
+            let me = self.me;
+            let peers: Vec<PublicKey> = self.ctx.committee.members().iter().copied().filter(|k| *k != me).collect();
+            self.start_sync(h, peers);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The network side of a running validator: `p2p_events` turns p2p events into driver inputs.
+//! It verifies peer consensus messages (through the engine's [`Verifier`], given the sender the
+//! transport authenticated) and gossiped transactions on the blocking pool, bounded by
+//! semaphores so that a flood slows the network instead of growing a queue; it answers
+//! block-sync requests from the store and reports validators connecting and leaving.
+
+use std::sync::Arc;
+
+use ordo_chain::limits::SYNC_RESPONSE_MAX_BYTES;
+use ordo_chain::store::Store;
+use ordo_chain::{Hash, PublicKey, Transaction, VerifiedTx};
+use ordo_consensus::Verifier;
+use ordo_p2p::P2pEvent;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::driver::{DriverInput, Inbound};
+use crate::shared::Shared;
+use crate::wire;
+
+/// Peer consensus messages being verified at once.
+pub const VERIFY_CONCURRENCY: usize = 4;
+/// Gossiped transaction batches being verified at once. Apart from the consensus permits, so
+/// that a flood of transactions never delays the votes that would order it.
+pub const GOSSIP_VERIFY_CONCURRENCY: usize = 2;
+/// Gossiped transaction batches waiting for verification.
+pub const GOSSIP_QUEUE_CAPACITY: usize = 1024;
+
+/// Turns p2p events into driver inputs until shutdown.
+pub async fn p2p_events<V: Verifier>(
+    shared: Arc<Shared>,
+    inbound: Inbound<V>,
+    mut events: mpsc::Receiver<P2pEvent>,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(VERIFY_CONCURRENCY));
+    let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE_CAPACITY);
+    tokio::spawn(gossip_worker(shared.clone(), gossip_rx));
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            e = events.recv() => match e { Some(e) => e, None => break },
+        };
+        match event {
+            P2pEvent::Consensus { from, bytes } => {
+                let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+                let inbound = inbound.clone();
+                tokio::spawn(async move {
+                    let verifier = inbound.verifier.clone();
+                    let result = tokio::task::spawn_blocking(move || verifier.decode_and_verify(&from, &bytes)).await;
+                    drop(permit);
+                    match result {
+                        // `try_send`, never a wait: the driver may itself be waiting on the
+                        // network, which may be waiting on this loop. A dropped vote is re-sent
+                        // by its author's retransmission timer.
+                        Ok(Ok(m)) => {
+                            if inbound.driver.try_send(DriverInput::Peer(m)).is_err() {
+                                debug!(peer = %from, "driver queue full; dropped a consensus message");
+                            }
+                        }
+                        // Byzantine or corrupt input is logged and dropped.
+                        Ok(Err(e)) => debug!(peer = %from, error = %e, "dropped a consensus message"),
+                        Err(e) => error!(error = %e, "verification task failed"),
+                    }
+                });
+            }
+            P2pEvent::Tx { from, bytes } => {
+                // Gossip waits in its own bounded queue, so that consensus messages behind it in
+                // the event stream are not held up while a flood of transactions is verified.
+                // Only a full queue makes this loop wait (back-pressure onto the network).
+                if let Err(mpsc::error::TrySendError::Full(item)) = gossip_tx.try_send((from, bytes)) {
+                    let _ = gossip_tx.send(item).await;
+                }
+            }
+            P2pEvent::BlockRequest { from, from_height, to_height, reply } => {
+                let s = shared.clone();
+                tokio::task::spawn_blocking(move || match read_blocks(&s, from_height, to_height) {
+                    Ok(bytes) => {
+                        let _ = reply.send(bytes);
+                    }
+                    Err(e) => warn!(peer = %from, error = %e, "could not serve a block request"),
+                });
+            }
+            P2pEvent::PeerUp(k) => {
+                info!(peer = %k, "validator connected");
+                shared.connectivity_changed();
+            }
+            P2pEvent::PeerDown(k) => {
+                info!(peer = %k, "validator disconnected");
+                shared.connectivity_changed();
+            }
+        }
+    }
+}
+
+/// Verifies queued transaction gossip, `GOSSIP_VERIFY_CONCURRENCY` batches at a time, until the
+/// event loop drops the queue's sender.
+async fn gossip_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<(PublicKey, Vec<u8>)>) {
+    let permits = Arc::new(Semaphore::new(GOSSIP_VERIFY_CONCURRENCY));
+    while let Some((from, bytes)) = rx.recv().await {
+        let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+        let s = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            admit_gossip(&s, from, &bytes);
+            drop(permit);
+        });
+    }
+}
+
+/// Verifies gossiped transactions and offers the good ones to the mempool and the core.
+fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
+    let txs = match wire::decode_txs(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            debug!(peer = %from, error = %e, "dropped malformed transaction gossip");
+            return;
+        }
+    };
+    // Every validator hears most transactions more than once (from the API node's gossip and
+    // in PRE-PREPAREs): ids already pending or committed here would be refused anyway, so their
+    // signatures are not checked again.
+    let ids: Vec<Hash> = txs.iter().map(Transaction::tx_id).collect();
+    let committed = match shared.store.committed(&ids) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "could not look up gossiped transactions");
+            return;
+        }
+    };
+    let mempool = shared.chain.mempool();
+    let fresh: Vec<Transaction> = txs
+        .into_iter()
+        .zip(ids.iter().zip(committed))
+        .filter(|(_, (id, done))| !done && !mempool.contains(id))
+        .map(|(tx, _)| tx)
+        .collect();
+    if fresh.is_empty() {
+        return;
+    }
+    let checked = shared.rules.verify_many(fresh);
+    let offered = checked.len();
+    let verified: Vec<VerifiedTx> = checked.into_iter().filter_map(Result::ok).collect();
+    shared.chain.metrics().rejected(ordo_api::metrics::RejectReason::invalid, (offered - verified.len()) as u64);
+    match shared.chain.admit(verified) {
+        // The driver follows the mempool; wake it.
+        Ok(outcomes) if outcomes.contains(&ordo_api::Admission::Admitted) => shared.admitted.notify_one(),
+        Ok(_) => {}
+        Err(e) => warn!(peer = %from, error = %e, "could not admit gossiped transactions"),
+    }
+}
+
+/// Reads `from..=to` for a syncing peer, clipped to the tip, to [`wire::SYNC_MAX_BLOCKS`] and to
+/// [`SYNC_RESPONSE_MAX_BYTES`] of encoded response (at least one block is always sent, so a
+/// peer can make progress past any block the genesis limits allow).
+fn read_blocks(shared: &Shared, from: u64, to: u64) -> anyhow::Result<Vec<u8>> {
+    let tip = shared.store.latest_height()?.unwrap_or(0);
+    let to = to.min(tip).min(from.saturating_add(wire::SYNC_MAX_BLOCKS as u64 - 1));
+    let mut response = wire::SyncResponse::default();
+    for h in from..=to {
+        let Some(b) = shared.store.block(h)? else { break };
+        if !response.push_within(&b, SYNC_RESPONSE_MAX_BYTES) {
+            break;
+        }
+    }
+    Ok(response.finish())
+}
