@@ -413,7 +413,7 @@ impl Replica {
     fn status_now(&self) -> Status {
         Status {
             view: self.view,
-            leader: self.primary_of(self.view),
+            leader: Some(self.primary_of(self.view)),
             mode: self.mode,
             committed_height: self.committed_height,
             executed_height: self.executed_height,
@@ -1519,5 +1519,9 @@ impl Consensus for Replica {
 
     fn status(&self) -> Status {
         self.status_now()
+    }
+
+    fn quorum(&self) -> usize {
+        self.ctx.committee.quorum()
     }
 }
