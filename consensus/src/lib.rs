@@ -12,14 +12,16 @@
 //! - [`raft`]: Raft for crash-only committees: tikv/raft-rs's `RawNode` behind the same trait,
 //!   with Ordo's own wire messages, block proposals, durable log actions and catch-up.
 //! - [`error`]: the crate's one error type.
-//! - `sim` (feature `sim`): the seeded deterministic simulations (PBFT in `sim`, Raft in
-//!   `sim::raft`) that try to break the protocols.
+//! - `sim` and `raft_sim` (feature `sim`): the seeded deterministic simulations of PBFT and of
+//!   Raft that try to break the protocols.
 
 pub mod config;
 pub mod error;
 pub mod interface;
 pub mod pbft;
 pub mod raft;
+#[cfg(feature = "sim")]
+pub mod raft_sim;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod verified;

@@ -22,8 +22,8 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Opt
 use super::{
     check_extends, check_log_write, decode_block, encode_block, index_entries, LogWrite, Store, StoredLog, TxLocation,
 };
-use crate::codec::{Reader, Writer};
 use crate::block::Block;
+use crate::codec::{Reader, Writer};
 use crate::crypto::Hash;
 use crate::error::{ChainError, Result};
 use crate::tx::{Op, TxResult};

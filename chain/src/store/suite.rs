@@ -172,7 +172,11 @@ pub fn log_refuses_a_gap_and_writes_nothing<S: Store>(s: &S) {
     // A gap after a truncation.
     let after_truncate = LogWrite { truncate_from: Some(2), ..append(3..=3, 1) };
     assert_eq!(s.write_log(&after_truncate).unwrap_err(), ChainError::NonContiguousLog { expected: 2, got: 3 });
-    assert_eq!(s.load_log().unwrap(), before, "a refused write changes nothing: meta, truncation and compaction included");
+    assert_eq!(
+        s.load_log().unwrap(),
+        before,
+        "a refused write changes nothing: meta, truncation and compaction included"
+    );
 }
 
 macro_rules! store_suite {

@@ -287,6 +287,21 @@ impl RaftEngine {
         self.log_height
     }
 
+    /// raft-rs's commit index.
+    pub fn committed_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// The term of the entry at `index`, if this node's log holds it (its base included).
+    pub fn term_at(&self, index: u64) -> Option<u64> {
+        self.raw.raft.raft_log.term(index).ok().filter(|_| index >= self.raw.store().base.index)
+    }
+
+    /// The log's base (compaction point or installed snapshot): raft (index, term) and height.
+    pub fn log_base(&self) -> LogBase {
+        self.raw.store().base
+    }
+
     /// This node's raft id (genesis index + 1).
     pub fn raft_id(&self) -> u64 {
         self.id
@@ -568,7 +583,11 @@ impl RaftEngine {
                 }
                 continue;
             }
-            self.commit(CommittedBatch { header: batch.header, txs, certificate: Certificate::Raft(batch.certificate) });
+            self.commit(CommittedBatch {
+                header: batch.header,
+                txs,
+                certificate: Certificate::Raft(batch.certificate),
+            });
         }
     }
 
@@ -681,7 +700,11 @@ impl RaftEngine {
         self.committed_digests = self.committed_digests.split_off(&(height + 1));
         self.counters.compactions += 1;
         let meta = self.raw.store().meta_record();
-        self.out.push(Action::PersistLog(LogWrite { meta: Some(meta), delete_below: Some(index + 1), ..Default::default() }));
+        self.out.push(Action::PersistLog(LogWrite {
+            meta: Some(meta),
+            delete_below: Some(index + 1),
+            ..Default::default()
+        }));
     }
 }
 
@@ -705,7 +728,8 @@ impl Consensus for RaftEngine {
         self.process_ready();
         self.maybe_compact();
         let status = self.status_now();
-        if (status.view, status.leader, status.mode) != (self.last_status.view, self.last_status.leader, self.last_status.mode)
+        if (status.view, status.leader, status.mode)
+            != (self.last_status.view, self.last_status.leader, self.last_status.mode)
         {
             self.out.push(Action::StatusChanged(status));
         }

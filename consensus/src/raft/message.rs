@@ -240,7 +240,11 @@ impl RaftMessage {
             commit_term: m.commit_term,
             reject: m.reject,
             reject_hint: m.reject_hint,
-            entries: m.entries.iter().map(|e| RaftEntry { index: e.index, term: e.term, data: e.data.to_vec() }).collect(),
+            entries: m
+                .entries
+                .iter()
+                .map(|e| RaftEntry { index: e.index, term: e.term, data: e.data.to_vec() })
+                .collect(),
             snapshot,
         })
     }

@@ -19,4 +19,5 @@ pub mod verify;
 pub use engine::RaftFaults;
 pub use engine::{RaftCounters, RaftEngine, RaftRestore};
 pub use message::{EntryBatch, RaftEntry, RaftKind, RaftMessage, SnapshotMeta};
+pub use storage::LogBase;
 pub use verify::{decode_and_verify, verify_block, verify_message, RaftVerifyContext};

@@ -62,7 +62,8 @@ impl EngineLog {
             }
             log.entries.push(decode_entry(*index, bytes)?);
         }
-        if log.entries.windows(2).any(|w| w[1].term < w[0].term) || log.entries.first().is_some_and(|e| e.term < log.base.term)
+        if log.entries.windows(2).any(|w| w[1].term < w[0].term)
+            || log.entries.first().is_some_and(|e| e.term < log.base.term)
         {
             return corrupt("entry terms decrease".into());
         }
@@ -162,7 +163,11 @@ pub fn decode_meta(bytes: &[u8]) -> Result<(HardState, LogBase)> {
     hard.term = r.u64().map_err(corrupt)?;
     hard.vote = r.u64().map_err(corrupt)?;
     hard.commit = r.u64().map_err(corrupt)?;
-    let base = LogBase { index: r.u64().map_err(corrupt)?, term: r.u64().map_err(corrupt)?, height: r.u64().map_err(corrupt)? };
+    let base = LogBase {
+        index: r.u64().map_err(corrupt)?,
+        term: r.u64().map_err(corrupt)?,
+        height: r.u64().map_err(corrupt)?,
+    };
     r.finish().map_err(corrupt)?;
     Ok((hard, base))
 }

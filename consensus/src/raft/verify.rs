@@ -139,8 +139,11 @@ pub(crate) fn check_batch(ctx: &RaftVerifyContext, b: &EntryBatch, entry_term: u
     let mut txs = Vec::with_capacity(b.txs.len());
     let mut seen = HashSet::with_capacity(b.txs.len());
     for (index, tx) in b.txs.iter().enumerate() {
-        tx.check_static(&ctx.chain_id, &ctx.rules.limits)
-            .map_err(|reason| ConsensusError::BadTransaction { height, index, reason })?;
+        tx.check_static(&ctx.chain_id, &ctx.rules.limits).map_err(|reason| ConsensusError::BadTransaction {
+            height,
+            index,
+            reason,
+        })?;
         let v = VerifiedTx::from_crash_trusted_leader(tx.clone());
         if !seen.insert(v.id()) {
             return Err(ConsensusError::DuplicateTxInBatch { height, tx_id: v.id() });
