@@ -265,13 +265,7 @@ impl RaftMessage {
         m.set_entries(
             self.entries
                 .iter()
-                .map(|e| {
-                    let mut x = Entry::default();
-                    x.index = e.index;
-                    x.term = e.term;
-                    x.data = e.data.clone().into();
-                    x
-                })
+                .map(|e| Entry { index: e.index, term: e.term, data: e.data.clone().into(), ..Default::default() })
                 .collect::<Vec<_>>()
                 .into(),
         );
@@ -284,11 +278,8 @@ impl RaftMessage {
 
 /// A raft-rs snapshot that carries only Ordo's log base metadata.
 pub(crate) fn snapshot(s: &SnapshotMeta, voters: &[u64]) -> Snapshot {
-    let mut conf = ConfState::default();
-    conf.voters = voters.to_vec();
-    let mut meta = SnapshotMetadata::default();
-    meta.index = s.index;
-    meta.term = s.term;
+    let conf = ConfState { voters: voters.to_vec(), ..Default::default() };
+    let mut meta = SnapshotMetadata { index: s.index, term: s.term, ..Default::default() };
     meta.set_conf_state(conf);
     let mut snap = Snapshot::default();
     snap.set_metadata(meta);

@@ -159,10 +159,8 @@ pub fn decode_meta(bytes: &[u8]) -> Result<(HardState, LogBase)> {
     if version != META_VERSION {
         return Err(ConsensusError::CorruptRaftLog(format!("meta record version {version}")));
     }
-    let mut hard = HardState::default();
-    hard.term = r.u64().map_err(corrupt)?;
-    hard.vote = r.u64().map_err(corrupt)?;
-    hard.commit = r.u64().map_err(corrupt)?;
+    let (term, vote, commit) = (r.u64().map_err(corrupt)?, r.u64().map_err(corrupt)?, r.u64().map_err(corrupt)?);
+    let hard = HardState { term, vote, commit, ..Default::default() };
     let base = LogBase {
         index: r.u64().map_err(corrupt)?,
         term: r.u64().map_err(corrupt)?,
@@ -181,18 +179,16 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
 pub fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry> {
     let corrupt = |e: ordo_chain::ChainError| ConsensusError::CorruptRaftLog(format!("entry {index}: {e}"));
     let mut r = Reader::new(bytes);
-    let mut e = Entry::default();
-    e.index = index;
-    e.term = r.u64().map_err(corrupt)?;
-    e.data = r.bytes32().map_err(corrupt)?.to_vec().into();
+    let term = r.u64().map_err(corrupt)?;
+    let data = r.bytes32().map_err(corrupt)?.to_vec().into();
+    let e = Entry { index, term, data, ..Default::default() };
     r.finish().map_err(corrupt)?;
     Ok(e)
 }
 
 impl Storage for EngineLog {
     fn initial_state(&self) -> ::raft::Result<RaftState> {
-        let mut conf = ConfState::default();
-        conf.voters = self.voters.clone();
+        let conf = ConfState { voters: self.voters.clone(), ..Default::default() };
         Ok(RaftState { hard_state: self.hard.clone(), conf_state: conf })
     }
 
