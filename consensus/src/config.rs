@@ -134,7 +134,7 @@ pub struct RaftConfig {
     pub pool_max_bytes: usize,
     /// The largest encoded Raft message accepted from the wire.
     pub message_max_bytes: usize,
-    /// The most entries one append message may carry.
+    /// The most entries one append message may carry (a longer one is sent as its prefix).
     pub message_max_entries: usize,
     /// How many blocks one FetchBlocks asks for at most.
     pub fetch_max_blocks: u64,
@@ -161,7 +161,7 @@ impl Default for RaftConfig {
             pool_max_txs: 200_000,
             pool_max_bytes: 256 * 1024 * 1024,
             message_max_bytes: 64 * 1024 * 1024,
-            message_max_entries: 256,
+            message_max_entries: 1024,
             fetch_max_blocks: 64,
             fetch_retry_ms: 1000,
             compact_threshold_entries: 256,

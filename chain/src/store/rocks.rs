@@ -238,7 +238,7 @@ impl Store for RocksStore {
             let mut found = None;
             for item in self.db.iterator_cf(meta, IteratorMode::From(&upper, Direction::Reverse)) {
                 let (k, _) = item.map_err(io)?;
-                if k.as_ref() == upper.as_slice() {
+                if *k == *upper {
                     continue;
                 }
                 if k.starts_with(LOG_PREFIX.as_bytes()) {

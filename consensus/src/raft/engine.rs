@@ -457,9 +457,13 @@ impl RaftEngine {
         if m.get_msg_type() == MessageType::MsgSnapshot {
             self.snapshot_reports.push(m.to);
         }
-        let (Some(msg), Some(to)) = (RaftMessage::from_raft(&m), self.ctx.validator(m.to)) else {
+        let (Some(mut msg), Some(to)) = (RaftMessage::from_raft(&m), self.ctx.validator(m.to)) else {
             return;
         };
+        // raft-rs bounds an append by bytes only; receivers also refuse more than
+        // `message_max_entries` entries. A prefix of an append is itself a valid append: the
+        // follower acknowledges what it got and the leader sends the rest.
+        msg.entries.truncate(self.cfg.message_max_entries);
         self.out.push(Action::Send { to, msg });
     }
 

@@ -60,7 +60,7 @@ pub fn sim_config() -> RaftConfig {
         election_timeout_ms: 100,
         heartbeat_interval_ms: 20,
         max_in_flight: 4,
-        message_max_entries: 16,
+        message_max_entries: 4,
         max_inflight_msgs: 16,
         fetch_max_blocks: 8,
         fetch_retry_ms: 200,
