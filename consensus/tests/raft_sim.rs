@@ -148,8 +148,9 @@ fn raft_sim_scenarios_exercise_their_faults() {
     assert!(lag.iter().all(|r| r.snapshots_installed > 0 && r.fetches > 0), "{lag:#?}");
     let stale = run_scenario("stale_duplicates_n4", 0..4);
     assert!(stale.iter().all(|r| r.stale_skipped > 0), "{stale:#?}");
-    let mid = run_scenario("crash_mid_actions_n5", 0..4);
+    let mid = run_scenario("crash_mid_actions_n5", 0..8);
     assert!(mid.iter().all(|r| r.crashes > 0), "{mid:#?}");
+    assert!(mid.iter().any(|r| r.unsynced_lost > 0), "a crash between a write and its sync loses the write: {mid:#?}");
 }
 
 /// The long soak: `ORDO_SIM_SEEDS` seeds (default 3,000) cycling through every scenario.

@@ -90,6 +90,8 @@ pub struct Report {
     pub snapshots_installed: u64,
     pub compactions: u64,
     pub crashes: u64,
+    /// Log writes a crash lost because they were not synced yet (group commit).
+    pub unsynced_lost: u64,
     /// Messages delivered.
     pub messages: u64,
     pub events: u64,
@@ -186,6 +188,7 @@ struct Sim {
     isolated: Option<usize>,
     healed: bool,
     crashes: u64,
+    unsynced_lost: u64,
     trace: Sha256,
     messages: u64,
     events: u64,
@@ -276,6 +279,7 @@ impl Sim {
             isolated: None,
             healed: false,
             crashes: 0,
+            unsynced_lost: 0,
             trace: Sha256::new(),
             messages: 0,
             events: 0,
@@ -422,6 +426,7 @@ impl Sim {
             snapshots_installed: 0,
             compactions: 0,
             crashes: self.crashes,
+            unsynced_lost: self.unsynced_lost,
             messages: self.messages,
             events: self.events,
             trace_hash: Hash(self.trace.clone().finalize().into()),
@@ -449,6 +454,7 @@ impl Sim {
             node.compactions += k.compactions;
         }
         node.crash_after = None;
+        self.unsynced_lost += node.store.unsynced_writes() as u64;
         node.store.crash();
         node.restarts += 1;
         self.crashes += 1;
@@ -649,10 +655,16 @@ impl Sim {
                 }
                 self.nodes[i].crash_after = Some(k - 1);
             }
+            let lets_out = !matches!(action, Action::PersistLog(_) | Action::StatusChanged(_));
+            if self.sc.group_commit && lets_out && self.nodes[i].store.unsynced_writes() > 0 {
+                self.nodes[i].store.sync();
+            }
             match action {
                 Action::PersistLog(w) => {
                     self.trace(&[b"l", &(i as u32).to_be_bytes(), &(w.append.len() as u32).to_be_bytes()]);
-                    if let Err(e) = self.nodes[i].store.write_log(&w) {
+                    let store = &self.nodes[i].store;
+                    let written = if self.sc.group_commit { store.write_log_unsynced(&w) } else { store.write_log(&w) };
+                    if let Err(e) = written {
                         return Err(self.fail(format!("node {i}: the store refused a log write: {e}")));
                     }
                 }

@@ -37,6 +37,11 @@ pub struct RaftScenario {
     pub leader_minority_crashes: usize,
     /// One follower is cut off for most of the fault phase, so the others compact past it.
     pub lagger: bool,
+    /// The harness plays a group-committing node: a `PersistLog` is written without a sync, and
+    /// the pending writes are synced right before the next action that lets anything out (a
+    /// message, a commit, a fetch). A crash in between loses the unsynced writes, and nothing
+    /// that depended on them has left.
+    pub group_commit: bool,
     /// Engine switches on every node (planted bugs, or the stale-proposal stress).
     pub faults: RaftFaults,
     pub txs: usize,
@@ -58,6 +63,7 @@ impl RaftScenario {
             crash_mid_actions: false,
             leader_minority_crashes: 0,
             lagger: false,
+            group_commit: false,
             faults: RaftFaults::default(),
             txs: 24,
             fault_phase_ms: 2000,
@@ -76,7 +82,7 @@ pub fn all() -> Vec<RaftScenario> {
         RaftScenario { partition: RaftPartition::IsolateLeader, ..b("isolate_leader_n3", 3) },
         RaftScenario { partition: RaftPartition::Split, ..b("split_minority_n5", 5) },
         RaftScenario { crashes: 4, drop_percent: 5, ..b("crash_restart_n3", 3) },
-        RaftScenario { crashes: 6, crash_mid_actions: true, ..b("crash_mid_actions_n5", 5) },
+        RaftScenario { crashes: 6, crash_mid_actions: true, group_commit: true, ..b("crash_mid_actions_n5", 5) },
         RaftScenario { crashes: 5, crash_mid_actions: true, duplicate_percent: 10, ..b("crash_mid_actions_n3", 3) },
         RaftScenario { leader_minority_crashes: 3, ..b("leader_minority_crash_n5", 5) },
         RaftScenario {
@@ -118,6 +124,7 @@ pub fn all() -> Vec<RaftScenario> {
             delay_max_ms: 40,
             crashes: 4,
             crash_mid_actions: true,
+            group_commit: true,
             leader_minority_crashes: 1,
             txs: 32,
             ..b("chaos_n5", 5)
