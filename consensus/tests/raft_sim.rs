@@ -3,7 +3,7 @@
 //! regressions (each must FAIL with its specific violation), and the long soak.
 //!
 //! - CI: `cargo test -p ordo-consensus --test raft_sim` (seeds per scenario:
-//!   `ORDO_RAFT_SIM_SEEDS_PER_SCENARIO`, default 60).
+//!   `ORDO_RAFT_SIM_SEEDS_PER_SCENARIO`, default 150).
 //! - Replay: `ORDO_RAFT_SIM_SCENARIO=lossy_n4 ORDO_RAFT_SIM_SEED=123 cargo test -p ordo-consensus --test raft_sim raft_sim_replay -- --nocapture`.
 //! - Soak: `ORDO_SIM_SEEDS=3000 cargo test -p ordo-consensus --release --test raft_sim raft_sim_soak -- --ignored --nocapture`.
 
@@ -71,7 +71,7 @@ fn run_scenario(name: &str, seeds: std::ops::Range<u64>) -> Vec<Report> {
 }
 
 fn seeds_per_scenario() -> u64 {
-    std::env::var("ORDO_RAFT_SIM_SEEDS_PER_SCENARIO").ok().and_then(|s| s.parse().ok()).unwrap_or(60)
+    std::env::var("ORDO_RAFT_SIM_SEEDS_PER_SCENARIO").ok().and_then(|s| s.parse().ok()).unwrap_or(150)
 }
 
 macro_rules! ci_scenarios {

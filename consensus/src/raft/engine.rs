@@ -33,8 +33,8 @@ use ::raft::{RawNode, SnapshotStatus, StateRole};
 use ordo_chain::cert::{raft_block_bytes, Certificate, RaftCertificate};
 use ordo_chain::store::{LogWrite, StoredLog};
 use ordo_chain::{BatchHeader, Hash, Keypair, PublicKey};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_core::{RngCore, SeedableRng};
 
 use super::message::{decode_snapshot_height, EntryBatch, RaftKind, RaftMessage};
 use super::pool::Pool;
@@ -148,6 +148,9 @@ pub struct RaftEngine {
     #[cfg(any(test, feature = "sim"))]
     faults: RaftFaults,
 }
+
+/// How many committed digests the engine keeps to assert that its log agrees with the chain.
+const COMMITTED_DIGESTS_MAX: usize = 4096;
 
 fn discard_logger() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())
@@ -599,6 +602,10 @@ impl RaftEngine {
         assert_eq!(b.header.height, self.committed_height + 1, "commits in height order without gaps");
         self.committed_height = b.header.height;
         self.committed_digests.insert(b.header.height, b.header.digest(&self.ctx.chain_id));
+        // Bounded even when nothing is compacted (a follower catching up by fetching blocks).
+        while self.committed_digests.len() > COMMITTED_DIGESTS_MAX {
+            self.committed_digests.pop_first();
+        }
         for tx in &b.txs {
             self.pool.remove(&tx.id());
         }
