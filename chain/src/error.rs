@@ -57,6 +57,8 @@ pub enum ChainError {
     NonSequentialCommit { expected: u64, got: u64 },
     #[error("store: block {height} has prev_hash {got}, the stored tip is {expected}")]
     PrevHashMismatch { height: u64, expected: Hash, got: Hash },
+    #[error("store: a log write appends index {got}, expected {expected} (entries must be contiguous)")]
+    NonContiguousLog { expected: u64, got: u64 },
     #[error("store IO error: {0}")]
     Io(String),
     #[error("store is corrupt: {0}")]
@@ -86,7 +88,9 @@ impl ChainError {
             | ChainError::CertBadSignature { .. }
             | ChainError::CertMissing { .. } => "bad_certificate",
             ChainError::BlockMismatch { .. } => "block_mismatch",
-            ChainError::NonSequentialCommit { .. } | ChainError::PrevHashMismatch { .. } => "store_sequence",
+            ChainError::NonSequentialCommit { .. }
+            | ChainError::PrevHashMismatch { .. }
+            | ChainError::NonContiguousLog { .. } => "store_sequence",
             ChainError::Io(_) => "io",
             ChainError::Corrupt(_) => "corrupt",
         }

@@ -297,6 +297,17 @@ impl VerifiedTx {
         Self::new_checked(tx, sha256(&bytes), bytes.len())
     }
 
+    /// Wraps a transaction carried in a Raft leader's log entry, whose signature is not checked
+    /// again. Only for a crash-fault-tolerant (Raft) committee, which trusts its members not to
+    /// lie: the node that admitted the transaction verified it (`TxRules::verify_many`), the
+    /// leader's certificate covers the batch, and `ordo verify-chain` re-checks every signature.
+    /// The caller still applies the static rules (`Transaction::check_static`). Never use it
+    /// on a PBFT chain or on input from outside the committee.
+    pub fn from_crash_trusted_leader(tx: Transaction) -> Self {
+        let bytes = tx.signing_bytes();
+        Self::new_checked(tx, sha256(&bytes), bytes.len())
+    }
+
     pub fn tx(&self) -> &Transaction {
         &self.0.tx
     }

@@ -31,10 +31,6 @@ pub trait Verifier: Send + Sync + 'static {
     /// The committee, in genesis order.
     fn committee(&self) -> &Committee;
 
-    /// How many validators, counting this one, must be up and connected for the engine to order
-    /// anything: 2f+1 for PBFT (⌈(n+f+1)/2⌉ in general), a majority for Raft.
-    fn quorum(&self) -> usize;
-
     /// How many validators may fail while the rest still order: f Byzantine for PBFT, a
     /// minority of crashes for Raft.
     fn faults_tolerated(&self) -> usize;
@@ -43,7 +39,8 @@ pub trait Verifier: Send + Sync + 'static {
     fn message_max_bytes(&self) -> usize;
 }
 
-/// An engine the node can run: a [`Consensus`] core whose messages its [`Verifier`] checks.
+/// An engine the node can run: a [`Consensus`] core whose messages its [`Verifier`] checks
+/// (the quorum readiness needs is [`Consensus::quorum`]).
 pub trait Engine: Consensus<Message = <Self::Verifier as Verifier>::Message> + Send + 'static {
     type Verifier: Verifier;
 }

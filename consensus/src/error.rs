@@ -48,9 +48,21 @@ pub enum ConsensusError {
     #[error("vote refused by the safety rules: {0}")]
     SafetyViolation(String),
 
+    // ---- Raft (crash faults only: senders are authenticated by the transport) ----
+    #[error("raft message claims to be from raft id {claimed}, but the transport authenticated {sender}")]
+    SenderMismatch { sender: PublicKey, claimed: u64 },
+    #[error("raft message from {from} is malformed: {reason}")]
+    BadRaftMessage { from: PublicKey, reason: String },
+    #[error("raft entry {index} is invalid: {reason}")]
+    BadEntry { index: u64, reason: String },
+    #[error("raft message refused (it would break this node's log): {0}")]
+    RaftRefused(String),
+
     // ---- Local state ----
     #[error("safety record is corrupt: {0}")]
     CorruptSafetyRecord(String),
+    #[error("raft log is corrupt: {0}")]
+    CorruptRaftLog(String),
     #[error("invalid consensus configuration: {0}")]
     Config(String),
 }

@@ -1,14 +1,18 @@
 //! The one driving interface of an ordering core. The node feeds [`Input`]s and executes the
-//! returned [`Action`]s strictly in order; PBFT implements it here, and a Raft adapter can sit
-//! behind it later without the node, store, block format or API knowing which one runs.
+//! returned [`Action`]s strictly in order; PBFT and Raft both implement it, so the node, store,
+//! block format and API do not know which one runs.
 //!
 //! Ordering contract the node relies on:
 //! - `PersistSafety` comes before every message whose vote it protects, so executing actions in
 //!   order means no vote ever leaves before the record that forbids a conflicting one is durable.
+//! - `PersistLog` likewise comes before every message that depends on it (a Raft follower's
+//!   acknowledgement of entries, a vote after a term or vote change), and before the `Commit`
+//!   actions whose commit index it records.
 //! - `Commit` actions come in height order with no gaps; the node executes each block, stores it
 //!   and reports its hash back with `Input::Executed`.
 
 use ordo_chain::cert::Certificate;
+use ordo_chain::store::LogWrite;
 use ordo_chain::{BatchHeader, Hash, PublicKey, VerifiedTx};
 
 use crate::verified::Verified;
@@ -42,7 +46,7 @@ pub enum Input<M> {
 pub enum Mode {
     /// Ordering normally under a known primary (or leader).
     Normal,
-    /// Changing view (or electing): no batches are ordered until it completes.
+    /// Changing view (or electing a leader): no batches are ordered until it completes.
     ViewChange,
 }
 
@@ -51,14 +55,15 @@ pub enum Mode {
 pub struct Status {
     /// The PBFT view (or Raft term).
     pub view: u64,
-    /// The primary (leader) of that view; `None` while there is none (a Raft election).
+    /// The primary (leader) of that view; `None` while a Raft election has no winner yet.
     pub leader: Option<PublicKey>,
     pub mode: Mode,
     /// The highest height handed to the node in a `Commit` action.
     pub committed_height: u64,
     /// The highest height the node reported as executed.
     pub executed_height: u64,
-    /// The last stable checkpoint: everything at or below it is final and garbage-collected.
+    /// The last stable checkpoint (PBFT) or the height of the log's compaction point (Raft):
+    /// everything at or below it is final and garbage-collected.
     pub stable_height: u64,
     pub pending_txs: usize,
 }
@@ -68,6 +73,9 @@ pub struct Status {
 pub enum Action<M> {
     /// Durably replace the safety record (`Store::save_safety`) before executing what follows.
     PersistSafety(Vec<u8>),
+    /// Durably apply one atomic change of the engine's log (`Store::write_log`, synced) before
+    /// executing what follows.
+    PersistLog(LogWrite),
     /// Send one message to one validator.
     Send { to: PublicKey, msg: M },
     /// Send one message to every other validator.
@@ -87,4 +95,7 @@ pub trait Consensus {
     /// Feeds one input and returns the actions it causes, to be executed in order.
     fn handle(&mut self, input: Input<Self::Message>) -> Vec<Action<Self::Message>>;
     fn status(&self) -> Status;
+    /// How many validators (this one included) must be reachable for the engine to make
+    /// progress: the PBFT quorum 2f+1, or a Raft majority. The node's readiness uses it.
+    fn quorum(&self) -> usize;
 }

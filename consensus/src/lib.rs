@@ -4,27 +4,33 @@
 //!
 //! Layout:
 //! - [`interface`]: the one driving interface ([`Consensus`], [`Input`], [`Action`], [`Status`])
-//!   that PBFT implements and Raft can later sit behind unchanged.
+//!   that PBFT and Raft both implement.
 //! - [`engine`]: what the node needs besides driving a core ([`Verifier`]: message decoding and
-//!   verification given the authenticated sender, encoding, catch-up block checks, quorum), so the
+//!   verification given the authenticated sender, encoding, catch-up block checks), so the
 //!   node is generic over the engine ([`Engine`]).
 //! - [`verified`]: [`Verified<T>`], the proof that a peer message or fetched block passed its checks.
-//! - [`config`]: the PBFT parameters with their defaults and start-up validation.
+//! - [`config`]: the PBFT and Raft parameters with their defaults and start-up validation.
 //! - [`pbft`]: the PBFT protocol (Castro & Liskov, OSDI'99 / TOCS'02): messages (one file per
 //!   family) with their wire encoding, verification, the safety record, and the replica itself.
+//! - [`raft`]: Raft for crash-only committees: tikv/raft-rs's `RawNode` behind the same trait,
+//!   with Ordo's own wire messages, block proposals, durable log actions and catch-up.
 //! - [`error`]: the crate's one error type.
-//! - `sim` (feature `sim`): the seeded deterministic simulation that tries to break the protocol.
+//! - `sim` and `raft_sim` (feature `sim`): the seeded deterministic simulations of PBFT and of
+//!   Raft that try to break the protocols.
 
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod interface;
 pub mod pbft;
+pub mod raft;
+#[cfg(feature = "sim")]
+pub mod raft_sim;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod verified;
 
-pub use config::PbftConfig;
+pub use config::{PbftConfig, RaftConfig};
 pub use engine::{Engine, Verifier};
 pub use error::ConsensusError;
 pub use interface::{Action, CommittedBatch, Consensus, Input, Mode, Status};

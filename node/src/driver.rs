@@ -130,6 +130,9 @@ async fn execute<V: Verifier>(
         Action::PersistSafety(record) => {
             tokio::task::block_in_place(|| shared.store.save_safety(&record))?;
         }
+        Action::PersistLog(write) => {
+            tokio::task::block_in_place(|| shared.store.write_log(&write))?;
+        }
         Action::Send { to, msg } => {
             if let Err(e) = shared.p2p.send_consensus(to, inbound.verifier.encode(&msg)).await {
                 debug!(to = %to, error = %e, "could not send a consensus message");

@@ -1,9 +1,9 @@
 //! `ordo node --config FILE`: one validator. This module wires the parts together and owns the
-//! runtime: RocksDB store, mempool, the consensus engine the genesis names (`build_pbft`; the
-//! rest of the node is generic over [`Engine`]), its driver (`driver`), libp2p (`ordo-p2p`, with
-//! `inbound` on its events) and the REST API (`ordo-api`). One shutdown token fans out to every
-//! task on SIGINT or SIGTERM; a fatal driver error (the store failed) stops the node with a
-//! non-zero exit.
+//! runtime: RocksDB store, mempool, the consensus engine the genesis names (`build_pbft` or
+//! `build_raft`; the rest of the node is generic over [`Engine`]), its driver (`driver`), libp2p
+//! (`ordo-p2p`, with `inbound` on its events) and the REST API (`ordo-api`). One shutdown token
+//! fans out to every task on SIGINT or SIGTERM; a fatal driver error (the store failed) stops the
+//! node with a non-zero exit.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -15,7 +15,8 @@ use ordo_api::{ApiConfig, LocalChain, Mempool, MempoolConfig, NodeHandle};
 use ordo_chain::store::{RocksStore, Store};
 use ordo_chain::{Block, Keypair, TxRules};
 use ordo_consensus::pbft::{Replica, VerifyContext};
-use ordo_consensus::{Consensus, Engine, PbftConfig, Verifier};
+use ordo_consensus::raft::{RaftEngine, RaftRestore, RaftVerifyContext};
+use ordo_consensus::{Consensus, Engine, PbftConfig, RaftConfig, Verifier};
 use ordo_genesis::{ConsensusKind, Genesis, KeyFile, NodeConfig, ValidatorInfo};
 use ordo_p2p::{P2pConfig, ValidatorPeer};
 use tokio::sync::mpsc;
@@ -81,9 +82,6 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
     let Some(info) = genesis.validator(&me).cloned() else {
         bail!("this node's key {me} is not a validator of {}; check key_file", cfg.genesis_file.display());
     };
-    if genesis.consensus != ConsensusKind::Pbft {
-        bail!("consensus kind {:?} is not available in this build yet: use \"pbft\"", genesis.consensus.as_str());
-    }
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("could not create {}", cfg.data_dir.display()))?;
     let store = Arc::new(RocksStore::open(&cfg.data_dir).context("could not open the store")?);
     let (g_block, g_writes) = genesis.block();
@@ -111,7 +109,90 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
             let (replica, verifier) = build_pbft(&setup, g_block.hash)?;
             serve(setup, replica, verifier).await
         }
-        ConsensusKind::Raft => unreachable!("refused above"),
+        ConsensusKind::Raft => {
+            let (engine, verifier) = build_raft(&setup)?;
+            serve(setup, engine, verifier).await
+        }
+    }
+}
+
+/// The Raft parameters: the genesis's protocol values over the engine's defaults.
+pub fn raft_config(g: &Genesis) -> RaftConfig {
+    let p = &g.params;
+    RaftConfig {
+        batch_max_txs: p.batch_max_txs as usize,
+        batch_max_bytes: p.batch_max_bytes as usize,
+        batch_timeout_ms: p.batch_timeout_ms,
+        election_timeout_ms: p.election_timeout_ms,
+        heartbeat_interval_ms: p.heartbeat_interval_ms,
+        ..RaftConfig::default()
+    }
+}
+
+/// The Raft engine and its verifier, restored from the store's log.
+fn build_raft(s: &Setup) -> anyhow::Result<(RaftEngine, RaftVerifyContext)> {
+    let mut cfg = raft_config(&s.genesis);
+    // The engine's pool mirrors the mempool (the driver follows it), so it must hold as much.
+    cfg.pool_max_txs = cfg.pool_max_txs.max(s.cfg.mempool_max_txs);
+    cfg.pool_max_bytes = cfg.pool_max_bytes.max(s.cfg.mempool_max_bytes);
+    cfg.validate().context("the genesis's Raft parameters are not usable")?;
+    let ctx = RaftVerifyContext::new(s.genesis.committee(), s.rules.clone(), &cfg);
+    let log = s.store.load_log()?;
+    raft_identity_guard(&s.cfg, &s.genesis, log.meta.is_some())?;
+    let restore = RaftRestore { log, executed_height: s.tip.height(), executed_hash: s.tip.hash };
+    // The engine draws its election timeouts from this seed (it has no randomness of its own).
+    let engine = RaftEngine::new(cfg, ctx.clone(), s.key.clone(), restore, rand::random(), now_ms())
+        .context("could not start the consensus core")?;
+    Ok((engine, ctx))
+}
+
+/// The file beside the key that records that this validator has run Raft in this network.
+fn raft_marker(cfg: &NodeConfig) -> PathBuf {
+    cfg.key_file.with_file_name("raft-member")
+}
+
+/// Refuses to start a Raft validator whose data directory lost its log and vote.
+///
+/// Raft's safety rests on every validator remembering its term, its vote and the entries it
+/// acknowledged. A validator whose data directory was wiped or replaced comes back with none of
+/// them: under its old key it could vote a second time in a term it already voted in (two
+/// leaders in one term) and would be sent commit indexes beyond its empty log (etcd's "tocommit
+/// out of range"). So the first start of a Raft validator writes a marker beside its key, and a
+/// start that finds the marker but no Raft state in the store stops with an error that says what
+/// to do, instead of rejoining as if nothing happened.
+fn raft_identity_guard(cfg: &NodeConfig, genesis: &Genesis, store_has_state: bool) -> anyhow::Result<()> {
+    let marker = raft_marker(cfg);
+    let (g_block, _) = genesis.block();
+    let expected = format!("{} {}\n", genesis.chain_id, g_block.hash);
+    match std::fs::read_to_string(&marker) {
+        Ok(text) if !store_has_state && text == expected => bail!(
+            "{} holds no Raft state, but {} shows that this validator already ran in this network: its \
+             log and its votes were lost (a wiped or replaced data directory). Rejoining under the same \
+             key could vote twice in one term and break Raft's safety. Restore the data directory from a \
+             backup; or, only if this validator never ran with any data directory in this network (say, \
+             its first start failed before it stored anything), delete {} and start again.",
+            cfg.data_dir.display(),
+            marker.display(),
+            marker.display()
+        ),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // First start in this network: write the marker durably before the engine can vote.
+            let tmp = marker.with_extension("tmp");
+            let write = || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(expected.as_bytes())?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &marker)?;
+                if let Some(dir) = marker.parent() {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                Ok(())
+            };
+            write().with_context(|| format!("could not write {}", marker.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("could not read {}", marker.display())),
     }
 }
 
@@ -167,7 +248,7 @@ async fn serve<E: Engine>(setup: Setup, engine: E, verifier: E::Verifier) -> any
         chain,
         store,
         p2p,
-        quorum: verifier.quorum(),
+        quorum: engine.quorum(),
         faults_tolerated: verifier.faults_tolerated(),
         admitted: tokio::sync::Notify::new(),
         status: RwLock::new(status),

@@ -1,11 +1,19 @@
 //! The in-memory store: the reference implementation of `Store`, used by the consensus
 //! simulation and by tests. It keeps blocks encoded, as the RocksDB store does, so both exercise
 //! the same record format.
+//!
+//! It also models what a crash does to a disk: everything the `Store` trait writes is synced
+//! (block commits, the safety record, `write_log`), but a simulation can write log changes
+//! without syncing them (`write_log_unsynced`, a driver bug to be caught) and then `crash()`,
+//! which drops every write not yet synced. A synced write syncs the ones before it too, as an
+//! fsync of a write-ahead log does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{check_extends, decode_block, encode_block, index_entries, Store, TxLocation};
+use super::{
+    check_extends, check_log_write, decode_block, encode_block, index_entries, LogWrite, Store, StoredLog, TxLocation,
+};
 use crate::block::Block;
 use crate::crypto::Hash;
 use crate::error::Result;
@@ -23,6 +31,41 @@ struct Inner {
     txs: HashMap<Hash, TxLocation>,
     state: HashMap<String, String>,
     safety: Option<Vec<u8>>,
+    /// The consensus log as synced to "disk".
+    log: LogImage,
+    /// Log writes made without a sync, in order: visible to reads, lost by `crash()`.
+    unsynced: Vec<LogWrite>,
+}
+
+/// The consensus log: the meta record and the entries by index.
+#[derive(Default, Clone)]
+struct LogImage {
+    meta: Option<Vec<u8>>,
+    entries: BTreeMap<u64, Vec<u8>>,
+}
+
+impl LogImage {
+    /// Checks and applies one write; a refused write leaves the image untouched.
+    fn apply(&mut self, w: &LogWrite) -> Result<()> {
+        let last_after_truncate = match w.truncate_from {
+            Some(from) => self.entries.range(..from).next_back().map(|(i, _)| *i),
+            None => self.entries.keys().next_back().copied(),
+        };
+        check_log_write(last_after_truncate, w)?;
+        if let Some(meta) = &w.meta {
+            self.meta = Some(meta.clone());
+        }
+        if let Some(from) = w.truncate_from {
+            self.entries.split_off(&from);
+        }
+        for (i, e) in &w.append {
+            self.entries.insert(*i, e.clone());
+        }
+        if let Some(below) = w.delete_below {
+            self.entries = self.entries.split_off(&below);
+        }
+        Ok(())
+    }
 }
 
 impl Default for Inner {
@@ -34,6 +77,8 @@ impl Default for Inner {
             txs: HashMap::new(),
             state: HashMap::new(),
             safety: None,
+            log: LogImage::default(),
+            unsynced: Vec::new(),
         }
     }
 }
@@ -41,6 +86,38 @@ impl Default for Inner {
 impl MemStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Writes a log change without syncing it: reads see it, `crash()` loses it. Only the
+    /// simulation calls this, to show what an unsynced write costs.
+    pub fn write_log_unsynced(&self, w: &LogWrite) -> Result<()> {
+        let mut s = self.lock();
+        let mut view = s.log.clone();
+        for u in &s.unsynced {
+            view.apply(u).expect("unsynced writes were checked when made");
+        }
+        view.apply(w)?;
+        s.unsynced.push(w.clone());
+        Ok(())
+    }
+
+    /// Syncs every write made so far.
+    pub fn sync(&self) {
+        let mut s = self.lock();
+        let pending = std::mem::take(&mut s.unsynced);
+        for u in &pending {
+            s.log.apply(u).expect("unsynced writes were checked when made");
+        }
+    }
+
+    /// A power failure: every write not yet synced is lost; synced ones stay.
+    pub fn crash(&self) {
+        self.lock().unsynced.clear();
+    }
+
+    /// How many log writes wait for a sync.
+    pub fn unsynced_writes(&self) -> usize {
+        self.lock().unsynced.len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -112,5 +189,21 @@ impl Store for MemStore {
 
     fn load_safety(&self) -> Result<Option<Vec<u8>>> {
         Ok(self.lock().safety.clone())
+    }
+
+    fn write_log(&self, w: &LogWrite) -> Result<()> {
+        // A synced write: the earlier unsynced ones reach the disk with it.
+        self.write_log_unsynced(w)?;
+        self.sync();
+        Ok(())
+    }
+
+    fn load_log(&self) -> Result<StoredLog> {
+        let s = self.lock();
+        let mut view = s.log.clone();
+        for u in &s.unsynced {
+            view.apply(u).expect("unsynced writes were checked when made");
+        }
+        Ok(StoredLog { meta: view.meta, entries: view.entries.into_iter().collect() })
     }
 }

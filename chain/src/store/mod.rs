@@ -4,6 +4,11 @@
 //! A commit is atomic and durable: the block with its certificate, its state writes, the
 //! transaction index, the height and hash indexes and the tip move together in one synced write,
 //! so a crash leaves either the whole block or none of it.
+//!
+//! Beside the chain, a store keeps one replicated log for the consensus engine that needs one
+//! (Raft): a meta record the engine encodes (its hard state, its log base) and entries by index.
+//! The store knows nothing of Raft: a [`LogWrite`] replaces the meta record, truncates, appends
+//! and compacts in one atomic, synced write, and [`Store::load_log`] reads it all back.
 
 mod encoding;
 mod mem;
@@ -30,6 +35,36 @@ pub struct TxLocation {
     pub result: TxResult,
 }
 
+/// One atomic, synced change of the engine's durable log. Applied in this order: replace the
+/// meta record (if `meta` is set), delete entries with index >= `truncate_from`, put `append`
+/// (contiguous indexes, continuing the entries that remain, if any), then delete entries with
+/// index < `delete_below` (compaction). A write that breaks a rule is refused whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogWrite {
+    /// Replaces the meta record (engine-encoded: hard state, log base).
+    pub meta: Option<Vec<u8>>,
+    /// Delete entries with index >= this, first.
+    pub truncate_from: Option<u64>,
+    /// Then put these (index, entry bytes); the indexes are contiguous.
+    pub append: Vec<(u64, Vec<u8>)>,
+    /// Then delete entries with index < this (compaction).
+    pub delete_below: Option<u64>,
+}
+
+impl LogWrite {
+    /// True when the write changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_none() && self.truncate_from.is_none() && self.append.is_empty() && self.delete_below.is_none()
+    }
+}
+
+/// The engine's durable log as stored: the meta record and the entries, by ascending index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredLog {
+    pub meta: Option<Vec<u8>>,
+    pub entries: Vec<(u64, Vec<u8>)>,
+}
+
 /// Persistent chain storage. Every method is safe to call from several threads.
 pub trait Store: Send + Sync + 'static {
     /// Commits `block` (height = tip + 1, or 0 on an empty store) with its state `writes`, in one
@@ -50,6 +85,11 @@ pub trait Store: Send + Sync + 'static {
     /// only once the record is on disk, so a vote sent after it can never be contradicted.
     fn save_safety(&self, record: &[u8]) -> Result<()>;
     fn load_safety(&self) -> Result<Option<Vec<u8>>>;
+    /// Applies one change of the consensus log (see [`LogWrite`]) atomically and durably: it
+    /// returns only once the change is on disk, so a message sent after it can rely on it.
+    fn write_log(&self, w: &LogWrite) -> Result<()>;
+    /// The consensus log as last written: meta record and entries by ascending index.
+    fn load_log(&self) -> Result<StoredLog>;
 
     /// The newest block, if any.
     fn latest_block(&self) -> Result<Option<Block>> {
@@ -70,6 +110,23 @@ fn check_extends(tip: Option<(u64, Hash)>, block: &Block) -> Result<()> {
     let prev = tip.map_or(Hash::ZERO, |(_, h)| h);
     if block.prev_hash != prev {
         return Err(ChainError::PrevHashMismatch { height: block.height(), expected: prev, got: block.prev_hash });
+    }
+    Ok(())
+}
+
+/// The rules of a [`LogWrite`], checked against the last index that survives its truncation
+/// (`None` for an empty log) before anything is written, so a refused write changes nothing.
+fn check_log_write(last_after_truncate: Option<u64>, w: &LogWrite) -> Result<()> {
+    use crate::error::ChainError;
+    for pair in w.append.windows(2) {
+        if pair[1].0 != pair[0].0 + 1 {
+            return Err(ChainError::NonContiguousLog { expected: pair[0].0 + 1, got: pair[1].0 });
+        }
+    }
+    if let (Some(last), Some((first, _))) = (last_after_truncate, w.append.first()) {
+        if *first != last + 1 {
+            return Err(ChainError::NonContiguousLog { expected: last + 1, got: *first });
+        }
     }
     Ok(())
 }

@@ -5,19 +5,25 @@
 //! - `hashes`: block hash → u64 height.
 //! - `txs`: tx_id → u64 height || u32 index || u8 result.
 //! - `state`: key → value.
-//! - `meta`: `tip` → u64 height || hash; `safety` → the consensus safety record.
+//! - `meta`: `tip` → u64 height || hash; `safety` → the consensus safety record;
+//!   `log_meta` → the consensus log's meta record; `log/` || u64 index → one log entry (the
+//!   big-endian index makes the entries sort by index). The log lives in `meta` so that a store
+//!   made before it existed opens unchanged, read-only included.
 //!
 //! Every commit is one `WriteBatch` written with `sync = true`: RocksDB applies a batch
 //! atomically and the WAL is fsynced before the call returns, so after a crash the store holds
-//! either the whole block or none of it.
+//! either the whole block or none of it. A `write_log` is one synced `WriteBatch` too.
 
 use std::path::Path;
 use std::sync::Mutex;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
-use super::{check_extends, decode_block, encode_block, index_entries, Store, TxLocation};
+use super::{
+    check_extends, check_log_write, decode_block, encode_block, index_entries, LogWrite, Store, StoredLog, TxLocation,
+};
 use crate::block::Block;
+use crate::codec::{Reader, Writer};
 use crate::crypto::Hash;
 use crate::error::{ChainError, Result};
 use crate::tx::{Op, TxResult};
@@ -29,6 +35,27 @@ const CF_STATE: &str = "state";
 const CF_META: &str = "meta";
 const KEY_TIP: &[u8] = b"tip";
 const KEY_SAFETY: &[u8] = b"safety";
+const KEY_LOG_META: &[u8] = b"log_meta";
+/// The prefix of log entry keys; `LOG_END` is the first key past every one of them
+/// (`'0'` follows `'/'`), the exclusive end of a range delete.
+const LOG_PREFIX: &str = "log/";
+const LOG_END: &[u8] = b"log0";
+
+/// `"log/" || u64 index`.
+fn log_key(index: u64) -> Vec<u8> {
+    let mut w = Writer::with_capacity(12);
+    w.tag(LOG_PREFIX).u64(index);
+    w.finish()
+}
+
+/// The index of a `log/` key.
+fn log_index(key: &[u8]) -> Result<u64> {
+    let mut r = Reader::new(key);
+    r.expect_tag(LOG_PREFIX)?;
+    let i = r.u64()?;
+    r.finish()?;
+    Ok(i)
+}
 
 pub struct RocksStore {
     db: DB,
@@ -195,5 +222,61 @@ impl Store for RocksStore {
 
     fn load_safety(&self) -> Result<Option<Vec<u8>>> {
         self.db.get_cf(self.cf(CF_META), KEY_SAFETY).map_err(io)
+    }
+
+    fn write_log(&self, w: &LogWrite) -> Result<()> {
+        // Serialised with commits by the tip lock, so two log writes never interleave their
+        // check and their batch.
+        let _guard = self.tip.lock().unwrap_or_else(|p| p.into_inner());
+        let meta = self.cf(CF_META);
+        let last_after_truncate = {
+            let upper = match w.truncate_from {
+                Some(from) => log_key(from),
+                None => LOG_END.to_vec(),
+            };
+            // `From(upper, Reverse)` starts at the last key <= upper; `upper` itself is excluded.
+            let mut found = None;
+            for item in self.db.iterator_cf(meta, IteratorMode::From(&upper, Direction::Reverse)) {
+                let (k, _) = item.map_err(io)?;
+                if *k == *upper {
+                    continue;
+                }
+                if k.starts_with(LOG_PREFIX.as_bytes()) {
+                    found = Some(log_index(&k)?);
+                }
+                break;
+            }
+            found
+        };
+        check_log_write(last_after_truncate, w)?;
+        let mut batch = WriteBatch::default();
+        if let Some(m) = &w.meta {
+            batch.put_cf(meta, KEY_LOG_META, m);
+        }
+        if let Some(from) = w.truncate_from {
+            batch.delete_range_cf(meta, log_key(from), LOG_END.to_vec());
+        }
+        for (i, e) in &w.append {
+            batch.put_cf(meta, log_key(*i), e);
+        }
+        if let Some(below) = w.delete_below {
+            batch.delete_range_cf(meta, log_key(0), log_key(below));
+        }
+        self.db.write_opt(batch, &Self::synced()).map_err(io)
+    }
+
+    fn load_log(&self) -> Result<StoredLog> {
+        let meta_cf = self.cf(CF_META);
+        let meta = self.db.get_cf(meta_cf, KEY_LOG_META).map_err(io)?;
+        let start = log_key(0);
+        let mut entries = Vec::new();
+        for item in self.db.iterator_cf(meta_cf, IteratorMode::From(&start, Direction::Forward)) {
+            let (k, v) = item.map_err(io)?;
+            if !k.starts_with(LOG_PREFIX.as_bytes()) {
+                break;
+            }
+            entries.push((log_index(&k)?, v.to_vec()));
+        }
+        Ok(StoredLog { meta, entries })
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Store, TxLocation};
+use super::{LogWrite, Store, StoredLog, TxLocation};
 use crate::block::{BatchHeader, Block};
 use crate::cert::Certificate;
 use crate::crypto::{Hash, Keypair};
@@ -107,6 +107,78 @@ pub fn large_block<S: Store>(s: &S) {
     assert_eq!(s.state_get("k999").unwrap().unwrap().len(), 100);
 }
 
+fn entries(range: std::ops::RangeInclusive<u64>, tag: u8) -> Vec<(u64, Vec<u8>)> {
+    range.map(|i| (i, vec![tag, i as u8])).collect()
+}
+
+fn append(range: std::ops::RangeInclusive<u64>, tag: u8) -> LogWrite {
+    LogWrite { append: entries(range, tag), ..Default::default() }
+}
+
+pub fn log_append_and_meta<S: Store>(s: &S) {
+    assert_eq!(s.load_log().unwrap(), StoredLog::default(), "a new store has an empty log");
+    s.write_log(&LogWrite { meta: Some(b"hs1".to_vec()), ..append(1..=3, 0) }).unwrap();
+    s.write_log(&append(4..=5, 0)).unwrap();
+    let log = s.load_log().unwrap();
+    assert_eq!(log.meta.as_deref(), Some(&b"hs1"[..]));
+    assert_eq!(log.entries, entries(1..=5, 0));
+    // The meta record is replaced whole, and only when a write names one.
+    s.write_log(&LogWrite { meta: Some(b"hard state 2".to_vec()), ..Default::default() }).unwrap();
+    let log = s.load_log().unwrap();
+    assert_eq!(log.meta.as_deref(), Some(&b"hard state 2"[..]));
+    assert_eq!(log.entries, entries(1..=5, 0));
+    // Large indexes sort numerically (big-endian keys), past one byte.
+    s.write_log(&append(6..=300, 0)).unwrap();
+    assert_eq!(s.load_log().unwrap().entries, entries(1..=300, 0));
+}
+
+pub fn log_truncate_then_append<S: Store>(s: &S) {
+    s.write_log(&append(1..=5, 0)).unwrap();
+    // A new leader overwrites entries 3.. with its own.
+    s.write_log(&LogWrite { truncate_from: Some(3), ..append(3..=4, 1) }).unwrap();
+    let mut expected = entries(1..=2, 0);
+    expected.extend(entries(3..=4, 1));
+    assert_eq!(s.load_log().unwrap().entries, expected);
+    // Truncating everything (an installed snapshot) and starting again elsewhere.
+    s.write_log(&LogWrite { truncate_from: Some(1), delete_below: Some(11), ..append(11..=12, 2) }).unwrap();
+    assert_eq!(s.load_log().unwrap().entries, entries(11..=12, 2));
+}
+
+pub fn log_compaction<S: Store>(s: &S) {
+    s.write_log(&append(1..=10, 0)).unwrap();
+    s.write_log(&LogWrite { meta: Some(b"base=6".to_vec()), delete_below: Some(7), ..Default::default() }).unwrap();
+    let log = s.load_log().unwrap();
+    assert_eq!(log.entries, entries(7..=10, 0));
+    assert_eq!(log.meta.as_deref(), Some(&b"base=6"[..]));
+    // Appending and compacting in one write: the new entries stay.
+    s.write_log(&LogWrite { delete_below: Some(9), ..append(11..=12, 0) }).unwrap();
+    assert_eq!(s.load_log().unwrap().entries, entries(9..=12, 0));
+    // Compacting past the end empties the log, and the next append may start anywhere.
+    s.write_log(&LogWrite { delete_below: Some(100), ..Default::default() }).unwrap();
+    assert_eq!(s.load_log().unwrap().entries, vec![]);
+    s.write_log(&append(100..=101, 3)).unwrap();
+    assert_eq!(s.load_log().unwrap().entries, entries(100..=101, 3));
+}
+
+pub fn log_refuses_a_gap_and_writes_nothing<S: Store>(s: &S) {
+    s.write_log(&LogWrite { meta: Some(b"m1".to_vec()), ..append(1..=3, 0) }).unwrap();
+    let before = s.load_log().unwrap();
+    // A gap after the last entry.
+    let gap = LogWrite { meta: Some(b"m2".to_vec()), delete_below: Some(2), ..append(5..=6, 1) };
+    assert_eq!(s.write_log(&gap).unwrap_err(), ChainError::NonContiguousLog { expected: 4, got: 5 });
+    // A gap inside the appended entries.
+    let inner = LogWrite { append: vec![(4, vec![1]), (6, vec![1])], ..Default::default() };
+    assert_eq!(s.write_log(&inner).unwrap_err(), ChainError::NonContiguousLog { expected: 5, got: 6 });
+    // A gap after a truncation.
+    let after_truncate = LogWrite { truncate_from: Some(2), ..append(3..=3, 1) };
+    assert_eq!(s.write_log(&after_truncate).unwrap_err(), ChainError::NonContiguousLog { expected: 2, got: 3 });
+    assert_eq!(
+        s.load_log().unwrap(),
+        before,
+        "a refused write changes nothing: meta, truncation and compaction included"
+    );
+}
+
 macro_rules! store_suite {
     ($modname:ident, $make:expr) => {
         mod $modname {
@@ -133,6 +205,26 @@ macro_rules! store_suite {
                 super::safety_record(&s);
             }
             #[test]
+            fn log_append_and_meta() {
+                let (_guard, s) = $make;
+                super::log_append_and_meta(&s);
+            }
+            #[test]
+            fn log_truncate_then_append() {
+                let (_guard, s) = $make;
+                super::log_truncate_then_append(&s);
+            }
+            #[test]
+            fn log_compaction() {
+                let (_guard, s) = $make;
+                super::log_compaction(&s);
+            }
+            #[test]
+            fn log_refuses_a_gap_and_writes_nothing() {
+                let (_guard, s) = $make;
+                super::log_refuses_a_gap_and_writes_nothing(&s);
+            }
+            #[test]
             fn large_block() {
                 let (_guard, s) = $make;
                 super::large_block(&s);
@@ -150,6 +242,28 @@ store_suite!(rocks, {
     (dir, s)
 });
 
+/// The memory store's crash model: synced writes survive `crash()`, unsynced ones do not, and a
+/// synced write carries the unsynced ones before it to disk.
+#[test]
+fn mem_crash_loses_only_unsynced_log_writes() {
+    let s = crate::store::MemStore::new();
+    s.write_log(&LogWrite { meta: Some(b"m1".to_vec()), ..append(1..=2, 0) }).unwrap();
+    s.write_log_unsynced(&LogWrite { meta: Some(b"m2".to_vec()), ..append(3..=3, 0) }).unwrap();
+    assert_eq!(s.load_log().unwrap().entries, entries(1..=3, 0), "reads see unsynced writes");
+    assert_eq!(s.unsynced_writes(), 1);
+    s.crash();
+    let log = s.load_log().unwrap();
+    assert_eq!((log.meta.as_deref(), log.entries), (Some(&b"m1"[..]), entries(1..=2, 0)));
+    s.write_log_unsynced(&append(3..=3, 1)).unwrap();
+    s.write_log(&append(4..=4, 1)).unwrap();
+    s.crash();
+    let mut expected = entries(1..=2, 0);
+    expected.extend(entries(3..=4, 1));
+    assert_eq!(s.load_log().unwrap().entries, expected, "a synced write syncs the earlier ones");
+    // An unsynced write is checked like any other.
+    assert!(s.write_log_unsynced(&append(9..=9, 1)).is_err());
+}
+
 #[cfg(feature = "rocksdb")]
 #[test]
 fn rocks_reopen_keeps_everything() {
@@ -161,6 +275,7 @@ fn rocks_reopen_keeps_everything() {
         let a = put(1, "a", "1");
         let b1 = commit_next(&s, vec![a.clone()]);
         s.save_safety(b"record").unwrap();
+        s.write_log(&LogWrite { meta: Some(b"log meta".to_vec()), ..append(1..=3, 7) }).unwrap();
         (b1, a)
     };
     let s = RocksStore::open(dir.path()).unwrap();
@@ -170,6 +285,7 @@ fn rocks_reopen_keeps_everything() {
     assert!(s.tx_location(&a.id()).unwrap().is_some());
     assert_eq!(s.state_get("a").unwrap().as_deref(), Some("1"));
     assert_eq!(s.load_safety().unwrap().as_deref(), Some(&b"record"[..]));
+    assert_eq!(s.load_log().unwrap(), StoredLog { meta: Some(b"log meta".to_vec()), entries: entries(1..=3, 7) });
     // And it keeps extending.
     let b2 = commit_next(&s, vec![put(2, "b", "2")]);
     assert_eq!(b2.prev_hash, b1.hash);

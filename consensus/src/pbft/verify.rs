@@ -143,10 +143,6 @@ impl crate::engine::Verifier for VerifyContext {
         &self.committee
     }
 
-    fn quorum(&self) -> usize {
-        self.committee.quorum()
-    }
-
     fn faults_tolerated(&self) -> usize {
         self.committee.f()
     }

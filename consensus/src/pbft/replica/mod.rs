@@ -447,4 +447,8 @@ impl Consensus for Replica {
     fn status(&self) -> Status {
         self.status_now()
     }
+
+    fn quorum(&self) -> usize {
+        self.ctx.committee.quorum()
+    }
 }
