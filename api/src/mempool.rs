@@ -396,6 +396,12 @@ mod tests {
             fn load_safety(&self) -> ordo_chain::Result<Option<Vec<u8>>> {
                 unreachable!("the mempool never votes")
             }
+            fn write_log(&self, _: &ordo_chain::store::LogWrite) -> ordo_chain::Result<()> {
+                unreachable!("the mempool never writes a replicated log")
+            }
+            fn load_log(&self) -> ordo_chain::Result<ordo_chain::store::StoredLog> {
+                unreachable!("the mempool never reads a replicated log")
+            }
         }
         let m = pool(10, 1 << 20);
         assert_eq!(m.admit(&Broken, vec![tx(1)]).unwrap_err(), ChainError::Io("disk on fire".into()));

@@ -131,7 +131,14 @@ async fn execute<V: Verifier>(
             tokio::task::block_in_place(|| shared.store.save_safety(&record))?;
         }
         Action::PersistLog(write) => {
-            tokio::task::block_in_place(|| shared.store.write_log(&write))?;
+            tokio::task::block_in_place(|| -> anyhow::Result<()> {
+                shared.store.write_log(&write)?;
+                if let Some(marker) = &shared.raft_marker {
+                    // Before any vote or acknowledgement this write protects leaves.
+                    marker.ensure_written()?;
+                }
+                Ok(())
+            })?;
         }
         Action::Send { to, msg } => {
             if let Err(e) = shared.p2p.send_consensus(to, inbound.verifier.encode(&msg)).await {

@@ -18,6 +18,7 @@ mod driver;
 mod genesis_cmd;
 mod inbound;
 mod keygen;
+mod marker;
 mod regossip;
 mod run;
 mod shared;

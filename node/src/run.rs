@@ -16,7 +16,7 @@ use ordo_chain::store::{RocksStore, Store};
 use ordo_chain::{Block, Keypair, TxRules};
 use ordo_consensus::pbft::{Replica, VerifyContext};
 use ordo_consensus::raft::{RaftEngine, RaftRestore, RaftVerifyContext};
-use ordo_consensus::{Consensus, Engine, PbftConfig, RaftConfig, Verifier};
+use ordo_consensus::{Engine, PbftConfig, RaftConfig, Verifier};
 use ordo_genesis::{ConsensusKind, Genesis, KeyFile, NodeConfig, ValidatorInfo};
 use ordo_p2p::{P2pConfig, ValidatorPeer};
 use tokio::sync::mpsc;
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::driver::{self, Inbound};
+use crate::marker::RaftMarker;
 use crate::shared::{now_ms, watch_readiness, Shared};
 
 /// How many inputs may wait for the consensus driver before senders are slowed down.
@@ -138,62 +139,12 @@ fn build_raft(s: &Setup) -> anyhow::Result<(RaftEngine, RaftVerifyContext)> {
     cfg.validate().context("the genesis's Raft parameters are not usable")?;
     let ctx = RaftVerifyContext::new(s.genesis.committee(), s.rules.clone(), &cfg);
     let log = s.store.load_log()?;
-    raft_identity_guard(&s.cfg, &s.genesis, log.meta.is_some())?;
+    RaftMarker::new(&s.cfg, &s.genesis).check(log.meta.is_some())?;
     let restore = RaftRestore { log, executed_height: s.tip.height(), executed_hash: s.tip.hash };
     // The engine draws its election timeouts from this seed (it has no randomness of its own).
     let engine = RaftEngine::new(cfg, ctx.clone(), s.key.clone(), restore, rand::random(), now_ms())
         .context("could not start the consensus core")?;
     Ok((engine, ctx))
-}
-
-/// The file beside the key that records that this validator has run Raft in this network.
-fn raft_marker(cfg: &NodeConfig) -> PathBuf {
-    cfg.key_file.with_file_name("raft-member")
-}
-
-/// Refuses to start a Raft validator whose data directory lost its log and vote.
-///
-/// Raft's safety rests on every validator remembering its term, its vote and the entries it
-/// acknowledged. A validator whose data directory was wiped or replaced comes back with none of
-/// them: under its old key it could vote a second time in a term it already voted in (two
-/// leaders in one term) and would be sent commit indexes beyond its empty log (etcd's "tocommit
-/// out of range"). So the first start of a Raft validator writes a marker beside its key, and a
-/// start that finds the marker but no Raft state in the store stops with an error that says what
-/// to do, instead of rejoining as if nothing happened.
-fn raft_identity_guard(cfg: &NodeConfig, genesis: &Genesis, store_has_state: bool) -> anyhow::Result<()> {
-    let marker = raft_marker(cfg);
-    let (g_block, _) = genesis.block();
-    let expected = format!("{} {}\n", genesis.chain_id, g_block.hash);
-    match std::fs::read_to_string(&marker) {
-        Ok(text) if !store_has_state && text == expected => bail!(
-            "{} holds no Raft state, but {} shows that this validator already ran in this network: its \
-             log and its votes were lost (a wiped or replaced data directory). Rejoining under the same \
-             key could vote twice in one term and break Raft's safety. Restore the data directory from a \
-             backup; or, only if this validator never ran with any data directory in this network (say, \
-             its first start failed before it stored anything), delete {} and start again.",
-            cfg.data_dir.display(),
-            marker.display(),
-            marker.display()
-        ),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // First start in this network: write the marker durably before the engine can vote.
-            let tmp = marker.with_extension("tmp");
-            let write = || -> std::io::Result<()> {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(expected.as_bytes())?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, &marker)?;
-                if let Some(dir) = marker.parent() {
-                    std::fs::File::open(dir)?.sync_all()?;
-                }
-                Ok(())
-            };
-            write().with_context(|| format!("could not write {}", marker.display()))
-        }
-        Err(e) => Err(e).with_context(|| format!("could not read {}", marker.display())),
-    }
 }
 
 /// The PBFT replica and its verifier, restored from the store.
@@ -250,6 +201,7 @@ async fn serve<E: Engine>(setup: Setup, engine: E, verifier: E::Verifier) -> any
         p2p,
         quorum: engine.quorum(),
         faults_tolerated: verifier.faults_tolerated(),
+        raft_marker: (genesis.consensus == ConsensusKind::Raft).then(|| RaftMarker::new(&cfg, &genesis)),
         admitted: tokio::sync::Notify::new(),
         status: RwLock::new(status),
         syncing: AtomicBool::new(false),

@@ -38,6 +38,9 @@ pub struct Shared {
     pub quorum: usize,
     /// Validators that may fail while the rest still order (shown as `f` in `/v1/status`).
     pub faults_tolerated: usize,
+    /// Raft only: the record, beside the key, that this validator holds durable Raft state
+    /// (written with its first persisted log write; see `marker`).
+    pub raft_marker: Option<crate::marker::RaftMarker>,
     /// Woken when the mempool admitted something, which the driver then hands to the core.
     pub admitted: tokio::sync::Notify,
     pub status: RwLock<Status>,

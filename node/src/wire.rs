@@ -34,14 +34,6 @@ pub fn decode_txs(bytes: &[u8]) -> Result<Vec<Transaction>, ChainError> {
 }
 
 /// `u32 count || bytes32(block record)...`.
-pub fn encode_blocks(blocks: &[Block]) -> Vec<u8> {
-    let mut r = SyncResponse::default();
-    for b in blocks {
-        r.push(b);
-    }
-    r.finish()
-}
-
 /// A block-sync response being filled: `u32 count || (u32 len || block)...`.
 #[derive(Default)]
 pub struct SyncResponse {
@@ -50,12 +42,6 @@ pub struct SyncResponse {
 }
 
 impl SyncResponse {
-    fn push(&mut self, block: &Block) {
-        let encoded = encode_block(block);
-        self.len += 4 + encoded.len();
-        self.blocks.push(encoded);
-    }
-
     /// Adds `block` unless the response would then exceed `max_bytes`; the first block is
     /// always taken. Returns whether it was taken.
     pub fn push_within(&mut self, block: &Block, max_bytes: usize) -> bool {
@@ -116,14 +102,17 @@ mod tests {
     #[test]
     fn blocks_roundtrip() {
         let (g, _) = Block::genesis("c", 1, &Default::default());
-        let bytes = encode_blocks(std::slice::from_ref(&g));
-        assert_eq!(decode_blocks(&bytes).unwrap(), vec![g]);
+        let mut r = SyncResponse::default();
+        assert!(r.push_within(&g, usize::MAX));
+        assert_eq!(decode_blocks(&r.finish()).unwrap(), vec![g]);
     }
 
     #[test]
     fn a_sync_response_stays_within_its_byte_limit_but_always_carries_one_block() {
         let (g, _) = Block::genesis("c", 1, &Default::default());
-        let one = encode_blocks(std::slice::from_ref(&g)).len();
+        let mut r = SyncResponse::default();
+        r.push_within(&g, usize::MAX);
+        let one = r.finish().len();
         // Room for exactly two blocks: the third is refused and the response is exact.
         let max = one + (one - 4);
         let mut r = SyncResponse::default();

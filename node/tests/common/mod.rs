@@ -44,10 +44,15 @@ impl Testnet {
     /// Like `start`, with `edit` applied to the JSON of `genesis.json` before any node starts
     /// (e.g. to admit only a list of clients).
     pub fn start_with(n: usize, edit: impl FnOnce(&mut Value)) -> Testnet {
+        Self::start_consensus(n, "pbft", edit)
+    }
+
+    /// Like `start_with`, for a network of `consensus` ("pbft" or "raft") validators.
+    pub fn start_consensus(n: usize, consensus: &str, edit: impl FnOnce(&mut Value)) -> Testnet {
         let dir = tempfile::tempdir().unwrap();
         let (p2p, api) = free_ports(n as u16);
         let out = ordo()
-            .args(["genesis", "--validators", &n.to_string(), "--out"])
+            .args(["genesis", "--consensus", consensus, "--validators", &n.to_string(), "--out"])
             .arg(dir.path().join("net"))
             .args(["--p2p-port", &p2p.to_string(), "--api-port", &api.to_string()])
             .output()
