@@ -23,12 +23,16 @@ struct Supervisor {
 
 impl Supervisor {
     fn start(root: &Path, n: u16) -> Supervisor {
+        Self::start_consensus(root, n, "pbft")
+    }
+
+    fn start_consensus(root: &Path, n: u16, consensus: &str) -> Supervisor {
         let net = root.join("net");
         let log = root.join("testnet.log");
         let (p2p, api) = free_ports(n);
         let out = std::fs::File::create(&log).unwrap();
         let child = common::ordo()
-            .args(["testnet", "--nodes", &n.to_string(), "--dir"])
+            .args(["testnet", "--consensus", consensus, "--nodes", &n.to_string(), "--dir"])
             .arg(&net)
             .args(["--p2p-port", &p2p.to_string(), "--api-port", &api.to_string()])
             .stdin(Stdio::null())
@@ -141,6 +145,30 @@ fn half_a_minute_of_faults_loses_no_acknowledged_transaction() {
         assert_eq!(n["state"]["kind"], "running", "{nodes}");
     }
 
+    let status = testnet.interrupt();
+    assert!(status.success(), "the testnet exited with {status} after SIGINT; log:\n{}", testnet.log_text());
+}
+
+/// The same command on a Raft committee of three (it tolerates one crash): `ordo chaos` kills,
+/// pauses and restarts validators and the leader, and nothing acknowledged is lost.
+#[test]
+fn chaos_on_a_raft_committee_loses_no_acknowledged_transaction() {
+    let root = tempfile::tempdir().unwrap();
+    let mut testnet = Supervisor::start_consensus(root.path(), 3, "raft");
+    let out = chaos(&testnet.net, &["--minutes", "0.3", "--seed", "2", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ordo chaos failed:\n{stderr}\n{}", String::from_utf8_lossy(&out.stdout));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("--json prints one JSON document");
+    eprintln!("{stderr}");
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["validators"], 3);
+    assert_eq!(report["f"], 1, "three Raft validators tolerate one crash: {report}");
+    assert!(report["faults"]["total"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["faults"]["unrecovered"], 0, "{report}");
+    let txs = &report["transactions"];
+    assert!(txs["acknowledged"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(txs["committed"], txs["acknowledged"], "{report}");
+    assert_eq!(txs["lost"], 0, "{report}");
     let status = testnet.interrupt();
     assert!(status.success(), "the testnet exited with {status} after SIGINT; log:\n{}", testnet.log_text());
 }

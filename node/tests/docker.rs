@@ -4,13 +4,20 @@
 //! A true 2 | 2 partition (node0+node1 | node2+node3, cut with iptables in each container's
 //! network namespace by `scripts/docker/fault.sh partition`) leaves no side with a quorum:
 //! nothing commits on either side while both receive transactions, and healing resumes commits
-//! with no fork and no admitted transaction lost. Where no docker daemon answers, the test says
-//! so and is skipped. Containers, network and partition rules are removed even when it fails.
+//! with no fork and no admitted transaction lost. The same network running Raft: the isolated
+//! leader (a minority of one) commits nothing while the other three elect a leader and commit;
+//! a 2 | 2 partition commits nothing on either side; healing leaves one chain. Where no docker
+//! daemon answers, the tests say so and are skipped. Containers, network and partition rules are
+//! removed even when a test fails. The tests share one docker network, so they take turns.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The docker testnet's container names, network and ports are fixed: one test at a time.
+static DOCKER: Mutex<()> = Mutex::new(());
 
 use serde_json::Value;
 
@@ -113,6 +120,7 @@ fn docker_isolate_primary_and_partition() {
         eprintln!("SKIPPED: no docker daemon answers `docker info`; the docker testnet test did not run");
         return;
     }
+    let _turn = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
     run(Command::new(script("build-image.sh")).arg(env!("CARGO_BIN_EXE_ordo")));
@@ -202,5 +210,103 @@ fn docker_isolate_primary_and_partition() {
         let hashes: Vec<Value> =
             (0..4).map(|i| get(&agent, i, &format!("/v1/blocks/{hgt}")).unwrap()["hash"].clone()).collect();
         assert!(hashes.iter().all(|x| *x == hashes[0]), "fork at height {hgt}: {hashes:?}");
+    }
+}
+
+/// The heights of all four nodes (None where one does not answer).
+fn heights(agent: &ureq::Agent) -> Vec<Option<u64>> {
+    (0..4).map(|i| height(agent, i)).collect()
+}
+
+fn leader_index(agent: &ureq::Agent, genesis: &ordo_genesis::Genesis, asking: usize) -> Option<usize> {
+    let s = get(agent, asking, "/v1/status")?;
+    let leader = s["leader"].as_str()?.to_string();
+    genesis.validators.iter().position(|v| v.public_key.to_hex() == leader)
+}
+
+#[test]
+fn docker_raft_minority_commits_nothing_and_heals_without_a_fork() {
+    if !docker_available() {
+        eprintln!("SKIPPED: no docker daemon answers `docker info`; the docker Raft test did not run");
+        return;
+    }
+    let _turn = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    run(Command::new(script("build-image.sh")).arg(env!("CARGO_BIN_EXE_ordo")));
+    let _down = Down(net.clone());
+    run(Command::new(script("testnet.sh"))
+        .arg("up")
+        .arg(&net)
+        .env("ORDO_BIN", env!("CARGO_BIN_EXE_ordo"))
+        .env("ORDO_CONSENSUS", "raft"));
+    let genesis = ordo_genesis::Genesis::load(&net.join("genesis.json")).unwrap();
+    assert_eq!(genesis.consensus.as_str(), "raft");
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+    wait("all four ready", 90, || (0..4).all(|i| get(&agent, i, "/readyz").is_some_and(|v| v["ready"] == true)));
+    assert!(submit(&agent, 1, &genesis, 1));
+    wait("first commit", 60, || (0..4).all(|i| height(&agent, i).is_some_and(|h| h >= 1)));
+
+    // Cut the leader off: a minority of one. It commits nothing; the other three elect a new
+    // leader in a higher term and commit what is submitted to them.
+    let leader = leader_index(&agent, &genesis, 1).expect("a leader after a commit");
+    let term = get(&agent, 1, "/v1/status").unwrap()["term"].as_u64().unwrap();
+    let majority: Vec<usize> = (0..4).filter(|i| *i != leader).collect();
+    // (A partition, not `docker network disconnect`: the API stays reachable from the host.)
+    let rest = majority.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    partition(&leader.to_string(), &rest);
+    let isolated_height = height(&agent, leader).unwrap();
+    let to_minority = submit_code(&agent, leader, &genesis, 2);
+    let base = height(&agent, majority[0]).unwrap();
+    assert!(submit(&agent, majority[0], &genesis, 3));
+    wait("a commit by the majority", 60, || height(&agent, majority[0]).is_some_and(|h| h > base));
+    let new_term = get(&agent, majority[0], "/v1/status").unwrap()["term"].as_u64().unwrap();
+    assert!(new_term > term, "the majority elected a leader in a higher term ({term} -> {new_term})");
+    assert_ne!(leader_index(&agent, &genesis, majority[0]), Some(leader));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(height(&agent, leader), Some(isolated_height), "the isolated minority committed a block");
+    heal();
+    let target = height(&agent, majority[0]).unwrap();
+    wait("the old leader to catch up", 90, || height(&agent, leader).is_some_and(|h| h >= target));
+    if to_minority == Some(202) {
+        // Admitted while cut off: it stayed pooled and commits once the node is back.
+        wait("the minority's transaction to commit", 90, || (0..4).all(|i| committed(&agent, i, &genesis, 2)));
+    }
+
+    // A 2 | 2 partition: a Raft majority is 3 of 4, so neither side commits.
+    wait("all four at one height", 60, || {
+        let hs = heights(&agent);
+        hs[0].is_some() && hs.iter().all(|h| *h == hs[0])
+    });
+    let frozen = heights(&agent);
+    partition("0,1", "2,3");
+    let cut_at = Instant::now();
+    let mut nonce = 100u64;
+    while cut_at.elapsed() < Duration::from_secs(6) {
+        for i in 0..4 {
+            nonce += 1;
+            let _ = submit_code(&agent, i, &genesis, nonce);
+        }
+        assert_eq!(heights(&agent), frozen, "a commit without a majority, {} ms in", cut_at.elapsed().as_millis());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    heal();
+    let top = frozen.iter().flatten().max().copied().unwrap();
+    nonce += 1;
+    let after = nonce;
+    wait("a node to admit a transaction after healing", 60, || {
+        matches!(submit_code(&agent, 0, &genesis, after), Some(200 | 202))
+    });
+    wait("commits to resume everywhere", 120, || (0..4).all(|i| height(&agent, i).is_some_and(|h| h > top)));
+    wait("the post-heal transaction to commit everywhere", 120, || {
+        (0..4).all(|i| committed(&agent, i, &genesis, after))
+    });
+    let tip = heights(&agent).into_iter().map(|h| h.unwrap()).min().unwrap();
+    for hgt in 0..=tip {
+        let hashes: Vec<Value> =
+            (0..4).map(|i| get(&agent, i, &format!("/v1/blocks/{hgt}")).unwrap()["hash"].clone()).collect();
+        assert!(hashes.iter().all(|x| *x == hashes[0]), "fork at height {hgt}: {hashes:?}");
+        let cert = get(&agent, 0, &format!("/v1/blocks/{hgt}")).unwrap()["certificate"]["kind"].clone();
+        assert!(hgt == 0 || cert == "raft", "block {hgt} carries a {cert} certificate");
     }
 }

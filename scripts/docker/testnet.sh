@@ -3,6 +3,9 @@
 #   scripts/docker/testnet.sh up [DIR]     write DIR (default: docker-testnet) and start the nodes
 #   scripts/docker/testnet.sh down [DIR]   stop and remove the containers and the network
 # Node I is the container ordo-nodeI at 172.28.0.(10+I), API published on 127.0.0.1:(18080+I).
+# ORDO_CONSENSUS=raft writes a Raft network instead of PBFT (only when DIR is new). The network
+# directory is mounted read-only except each node's own directory, where a Raft validator keeps
+# its membership marker beside its key (docs/raft.md): wiping a node's volume keeps the marker.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cmd="${1:-up}"
@@ -15,7 +18,7 @@ ordo_bin() { "${ORDO_BIN:-${CARGO_TARGET_DIR:-$here/../../target}/release/ordo}"
 case "$cmd" in
   up)
     if [ ! -f "$dir/genesis.json" ]; then
-      ordo_bin genesis --validators $n --out "$dir" --host 0.0.0.0 >/dev/null
+      ordo_bin genesis --consensus "${ORDO_CONSENSUS:-pbft}" --validators $n --out "$dir" --host 0.0.0.0 >/dev/null
       # Inside the network each node is reached at its own address; rewrite the genesis and
       # configs from the 0.0.0.0 placeholders written above.
       for i in $(seq 0 $((n-1))); do
@@ -30,7 +33,8 @@ case "$cmd" in
       docker rm -f "ordo-node$i" >/dev/null 2>&1 || true
       docker volume create "ordo-data$i" >/dev/null
       docker run -d --name "ordo-node$i" --network $net --ip "172.28.0.$((10+i))" \
-        -v "$dir:/net:ro" -v "ordo-data$i:/data" -p "127.0.0.1:$((18080+i)):$((8080+i))" \
+        -v "$dir:/net:ro" -v "$dir/node$i:/net/node$i" -v "ordo-data$i:/data" \
+        -p "127.0.0.1:$((18080+i)):$((8080+i))" \
         -e RUST_LOG=info ordo:local node --config "/net/node$i/config.toml" >/dev/null
       echo "ordo-node$i: api http://127.0.0.1:$((18080+i))"
     done
