@@ -13,12 +13,13 @@
 use std::collections::BTreeMap;
 
 use ordo_chain::codec::{Reader, Writer};
-use ordo_chain::Hash;
+use ordo_chain::{Hash, Keypair};
 
 use ordo_chain::VerifiedTx;
 
 use super::messages::{
-    decode_header, decode_sigs, decode_txs, encode_header, encode_sigs, encode_txs, CheckpointProof, PreparedProof,
+    decode_header, decode_sigs, decode_txs, encode_header, encode_sigs, encode_txs, Batch, CheckpointProof, Commit,
+    PrePrepare, Prepare, PreparedProof,
 };
 use crate::error::{ConsensusError, Result};
 
@@ -272,5 +273,108 @@ impl SafetyRecord {
         }
         r.finish().map_err(corrupt)?;
         Ok(SafetyRecord { view, in_view_change, observed_view, checkpoint, slots })
+    }
+}
+
+/// The safety record together with the key that signs votes. A vote is checked against the
+/// record, recorded and signed in one call, so no code path can sign a PRE-PREPARE, PREPARE or
+/// COMMIT the record forbids, or sign one without recording it. The replica holds only this:
+/// it reads the record through `Deref`, changes views through the named methods, and signs its
+/// other messages (checkpoints, view changes) with [`Safety::key`].
+pub struct Safety {
+    record: SafetyRecord,
+    key: Keypair,
+    chain_id: String,
+}
+
+impl std::fmt::Debug for Safety {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Safety").field("record", &self.record).field("key", &self.key.public()).finish()
+    }
+}
+
+impl std::ops::Deref for Safety {
+    type Target = SafetyRecord;
+    fn deref(&self) -> &SafetyRecord {
+        &self.record
+    }
+}
+
+impl Safety {
+    pub fn new(record: SafetyRecord, key: Keypair, chain_id: impl Into<String>) -> Self {
+        Self { record, key, chain_id: chain_id.into() }
+    }
+
+    /// The key, for the messages that are not votes (CHECKPOINT, VIEW-CHANGE, NEW-VIEW).
+    pub fn key(&self) -> &Keypair {
+        &self.key
+    }
+
+    /// The primary's PRE-PREPARE of `batch` at `view`: checked, recorded, signed.
+    pub fn pre_prepare(&mut self, view: u64, batch: Batch<VerifiedTx>) -> Result<PrePrepare> {
+        self.record.vote_prepare(view, batch.header.height, batch.header.digest(&self.chain_id))?;
+        Ok(PrePrepare::sign(&self.chain_id, &self.key, view, batch))
+    }
+
+    /// A backup's PREPARE of (view, height, digest): checked, recorded, signed.
+    pub fn prepare(&mut self, view: u64, height: u64, digest: Hash) -> Result<Prepare> {
+        self.record.vote_prepare(view, height, digest)?;
+        Ok(Prepare::sign(&self.chain_id, &self.key, view, height, digest))
+    }
+
+    /// A new primary's re-proposal in its NEW-VIEW: checked and recorded; the NEW-VIEW's own
+    /// signature is the vote.
+    pub fn re_propose(&mut self, view: u64, height: u64, digest: Hash) -> Result<()> {
+        self.record.vote_prepare(view, height, digest)
+    }
+
+    /// The COMMIT a prepared certificate allows: checked, recorded with the proof, signed.
+    pub fn commit(&mut self, proof: PreparedProof, digest: Hash) -> Result<Commit> {
+        let (view, height) = (proof.view, proof.header.height);
+        self.record.vote_commit(proof, digest)?;
+        Ok(Commit::sign(&self.chain_id, &self.key, view, height, digest))
+    }
+
+    pub fn start_view_change(&mut self, view: u64) -> Result<()> {
+        self.record.start_view_change(view)
+    }
+
+    pub fn observe(&mut self, view: u64) -> Result<()> {
+        self.record.observe(view)
+    }
+
+    pub fn stop_observing(&mut self) {
+        self.record.stop_observing()
+    }
+
+    pub fn enter_view(&mut self, view: u64) -> Result<()> {
+        self.record.enter_view(view)
+    }
+
+    pub fn advance_checkpoint(&mut self, proof: CheckpointProof) {
+        self.record.advance_checkpoint(proof)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vote_is_checked_recorded_and_signed_in_one_call() {
+        let key = Keypair::from_seed([7; 32]);
+        let mut s = Safety::new(SafetyRecord::new(Hash::ZERO), key.clone(), "c");
+        let p = s.prepare(0, 1, Hash([1; 32])).unwrap();
+        assert_eq!(p.from, key.public());
+        let bytes = super::super::messages::prepare::prepare_bytes("c", 0, 1, &Hash([1; 32]));
+        assert!(key.public().verify_strict(&bytes, &p.signature).is_ok(), "the PREPARE is signed by the safety key");
+        assert_eq!(s.slots[&1].prepare, Some((0, Hash([1; 32]))), "and recorded");
+        // A conflicting vote at the same height and view is refused, and nothing is signed.
+        assert!(s.prepare(0, 1, Hash([2; 32])).is_err());
+        assert!(s.re_propose(0, 1, Hash([2; 32])).is_err());
+        assert_eq!(s.slots[&1].prepare, Some((0, Hash([1; 32]))));
+        // After a view change the record refuses votes in the old view.
+        s.start_view_change(1).unwrap();
+        assert!(s.prepare(0, 2, Hash([3; 32])).is_err());
     }
 }

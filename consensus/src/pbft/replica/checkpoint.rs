@@ -19,7 +19,7 @@ impl Replica {
             );
         }
         if height % self.cfg.checkpoint_interval == 0 && height > self.stable.height {
-            let cp = Checkpoint::sign(&self.ctx.chain_id, &self.key, height, block_hash);
+            let cp = Checkpoint::sign(&self.ctx.chain_id, self.safety.key(), height, block_hash);
             self.my_checkpoint = Some(cp.clone());
             self.broadcast(Message::Checkpoint(cp.clone()));
             self.on_checkpoint(cp);

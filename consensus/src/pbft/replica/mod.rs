@@ -27,7 +27,7 @@ use super::messages::{
     Batch, Checkpoint, CheckpointProof, Commit, Message, NewView, NewViewPlan, PrePrepare, Prepare, PreparedProof,
     ViewChange,
 };
-use super::safety::SafetyRecord;
+use super::safety::{Safety, SafetyRecord};
 use super::verify::VerifyContext;
 use crate::config::PbftConfig;
 use crate::error::{ConsensusError, Result};
@@ -103,11 +103,11 @@ pub struct Counters {
 pub struct Replica {
     cfg: PbftConfig,
     ctx: VerifyContext,
-    key: Keypair,
     me: PublicKey,
     view: u64,
     mode: Mode,
-    safety: SafetyRecord,
+    /// The safety record and the signing key: every vote is checked, recorded and signed there.
+    safety: Safety,
     dirty: bool,
     now_ms: u64,
     committed_height: u64,
@@ -196,6 +196,7 @@ impl Replica {
             None => (safety.view, Mode::Normal),
         };
         let stable = safety.checkpoint.clone();
+        let safety = Safety::new(safety, key, ctx.chain_id.clone());
         let mut r = Replica {
             view,
             mode,
@@ -203,7 +204,6 @@ impl Replica {
             safety,
             cfg,
             ctx,
-            key,
             me,
             dirty: false,
             now_ms,

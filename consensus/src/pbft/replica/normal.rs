@@ -77,13 +77,20 @@ impl Replica {
         // An observer keeps the batch (the committee may certify it, and a certificate needs the
         // body to commit) but never votes below its promise: it sends no PREPARE.
         let observer = self.is_observer();
-        if !observer {
-            if let Err(e) = self.safety.vote_prepare(pp.view, h, d) {
-                self.drop_msg(e);
-                return;
+        let my_prepare = if observer {
+            None
+        } else {
+            match self.safety.prepare(pp.view, h, d) {
+                Ok(p) => {
+                    self.dirty = true;
+                    Some(p)
+                }
+                Err(e) => {
+                    self.drop_msg(e);
+                    return;
+                }
             }
-            self.dirty = true;
-        }
+        };
         let slot = self.log.entry(h).or_default();
         slot.accepted =
             Some(Accepted { view: pp.view, digest: d, header: pp.batch.header, primary_signature: pp.signature });
@@ -93,8 +100,7 @@ impl Replica {
         }
         slot.bodies.insert(d, pp.batch);
         self.note_pre_prepare(h);
-        if !observer {
-            let prepare = Prepare::sign(&self.ctx.chain_id, &self.key, pp.view, h, d);
+        if let Some(prepare) = my_prepare {
             let slot = self.log.get_mut(&h).expect("slot exists");
             insert_vote(&mut slot.prepares, (pp.view, d), self.me, prepare.signature, max_sets);
             slot.my_prepare = Some(prepare.clone());
@@ -162,12 +168,14 @@ impl Replica {
             prepares,
             txs: body,
         };
-        if let Err(e) = self.safety.vote_commit(proof, a.digest) {
-            self.drop_msg(e);
-            return;
-        }
+        let commit = match self.safety.commit(proof, a.digest) {
+            Ok(c) => c,
+            Err(e) => {
+                self.drop_msg(e);
+                return;
+            }
+        };
         self.dirty = true;
-        let commit = Commit::sign(&self.ctx.chain_id, &self.key, a.view, h, a.digest);
         let (max_sets, quorum) = (self.cfg.slot_max_vote_sets, self.quorum());
         let slot = self.log.get_mut(&h).expect("slot exists");
         insert_vote(&mut slot.commits, (a.view, a.digest), self.me, commit.signature, max_sets);

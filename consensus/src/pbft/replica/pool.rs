@@ -97,16 +97,18 @@ impl Replica {
             let h = self.next_height;
             let header = BatchHeader::for_txs(h, self.now_ms, self.me, &txs);
             let d = header.digest(&self.ctx.chain_id);
-            if let Err(e) = self.safety.vote_prepare(self.view, h, d) {
-                // The record says this replica already pre-prepared another batch at h in this
-                // view (possible after a restart): skip the height rather than equivocate.
-                self.drop_msg(e);
-                self.next_height += 1;
-                self.pool.unpropose_all();
-                continue;
-            }
+            let pp = match self.safety.pre_prepare(self.view, Batch { header, txs }) {
+                Ok(pp) => pp,
+                Err(e) => {
+                    // The record says this replica already pre-prepared another batch at h in
+                    // this view (possible after a restart): skip the height rather than equivocate.
+                    self.drop_msg(e);
+                    self.next_height += 1;
+                    self.pool.unpropose_all();
+                    continue;
+                }
+            };
             self.dirty = true;
-            let pp = PrePrepare::sign(&self.ctx.chain_id, &self.key, self.view, Batch { header, txs });
             self.next_height += 1;
             self.counters.batches_proposed += 1;
             let slot = self.log.entry(h).or_default();

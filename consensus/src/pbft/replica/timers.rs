@@ -74,7 +74,9 @@ impl Replica {
             // and one that executed a newer checkpoint holds that one instead.
             let stable = match &self.my_checkpoint {
                 Some(c) if c.height == self.stable.height => c.clone(),
-                _ => Checkpoint::sign(&self.ctx.chain_id, &self.key, self.stable.height, self.stable.block_hash),
+                _ => {
+                    Checkpoint::sign(&self.ctx.chain_id, self.safety.key(), self.stable.height, self.stable.block_hash)
+                }
             };
             msgs.push(Message::Checkpoint(stable));
         }

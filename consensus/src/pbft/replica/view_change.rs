@@ -27,7 +27,7 @@ impl Replica {
                 Some(p)
             })
             .collect();
-        ViewChange::sign(&self.ctx.chain_id, &self.key, view, self.stable.clone(), prepared)
+        ViewChange::sign(&self.ctx.chain_id, self.safety.key(), view, self.stable.clone(), prepared)
     }
 
     /// Resets what this replica measures per view, on entering `view` in `mode`.
@@ -241,7 +241,7 @@ impl Replica {
                 return;
             }
         };
-        let nv = NewView::sign(&self.ctx.chain_id, &self.key, self.view, self.now_ms, &vcs, &plan);
+        let nv = NewView::sign(&self.ctx.chain_id, self.safety.key(), self.view, self.now_ms, &vcs, &plan);
         self.broadcast(Message::NewView(nv.clone()));
         self.enter_new_view(nv, plan);
     }
@@ -356,16 +356,18 @@ impl Replica {
                 continue;
             }
             if !primary {
-                if let Err(e) = self.safety.vote_prepare(view, h, d) {
-                    self.drop_msg(e);
-                    continue;
-                }
-                let prepare = Prepare::sign(&self.ctx.chain_id, &self.key, view, h, d);
+                let prepare = match self.safety.prepare(view, h, d) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.drop_msg(e);
+                        continue;
+                    }
+                };
                 let slot = self.log.get_mut(&h).expect("slot exists");
                 insert_vote(&mut slot.prepares, (view, d), self.me, prepare.signature, max_sets);
                 slot.my_prepare = Some(prepare.clone());
                 self.broadcast(Message::Prepare(prepare));
-            } else if let Err(e) = self.safety.vote_prepare(view, h, d) {
+            } else if let Err(e) = self.safety.re_propose(view, h, d) {
                 self.drop_msg(e);
             }
             self.check_prepared(h);
