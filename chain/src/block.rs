@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::cert::{CertKind, Certificate};
-use crate::codec::Writer;
+use crate::codec::{Reader, Writer};
 use crate::committee::Committee;
 use crate::crypto::{sha256, sha256_parts, Hash, PublicKey, Signature};
 use crate::error::{ChainError, Result};
@@ -47,6 +47,23 @@ pub struct BatchHeader {
 }
 
 impl BatchHeader {
+    /// The header's fields in binary form (`u64 height || u64 timestamp_ms || proposer(32) ||
+    /// tx_root(32) || u32 tx_count`), as the store records and every consensus message carry it.
+    pub fn encode(&self, w: &mut Writer) {
+        w.u64(self.height).u64(self.timestamp_ms).key(&self.proposer).hash(&self.tx_root).u32(self.tx_count);
+    }
+
+    /// Reads what [`BatchHeader::encode`] wrote.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(BatchHeader {
+            height: r.u64()?,
+            timestamp_ms: r.u64()?,
+            proposer: r.key()?,
+            tx_root: r.hash()?,
+            tx_count: r.u32()?,
+        })
+    }
+
     /// The header of a batch of verified transactions, computing its Merkle root once.
     pub fn for_txs(height: u64, timestamp_ms: u64, proposer: PublicKey, txs: &[VerifiedTx]) -> Self {
         let ids: Vec<Hash> = txs.iter().map(|t| t.id()).collect();

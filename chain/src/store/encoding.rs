@@ -10,17 +10,9 @@ const BLOCK_RECORD_VERSION: u8 = 1;
 
 pub fn encode_block(b: &Block) -> Vec<u8> {
     let mut w = Writer::with_capacity(256 + b.txs.len() * 200);
-    w.u8(BLOCK_RECORD_VERSION)
-        .u64(b.header.height)
-        .u64(b.header.timestamp_ms)
-        .key(&b.header.proposer)
-        .hash(&b.header.tx_root)
-        .u32(b.header.tx_count)
-        .hash(&b.prev_hash)
-        .hash(&b.batch_digest)
-        .hash(&b.state_hash)
-        .hash(&b.hash)
-        .u32(b.txs.len() as u32);
+    w.u8(BLOCK_RECORD_VERSION);
+    b.header.encode(&mut w);
+    w.hash(&b.prev_hash).hash(&b.batch_digest).hash(&b.state_hash).hash(&b.hash).u32(b.txs.len() as u32);
     for ((tx, id), r) in b.txs.iter().zip(&b.tx_ids).zip(&b.results) {
         tx.encode(&mut w);
         w.hash(id).u8(r.to_u8());
@@ -40,13 +32,7 @@ pub fn decode_block(bytes: &[u8]) -> Result<Block> {
     if version != BLOCK_RECORD_VERSION {
         return Err(ChainError::Decode(format!("unknown block record version {version}")));
     }
-    let header = BatchHeader {
-        height: r.u64()?,
-        timestamp_ms: r.u64()?,
-        proposer: r.key()?,
-        tx_root: r.hash()?,
-        tx_count: r.u32()?,
-    };
+    let header = BatchHeader::decode(&mut r)?;
     let prev_hash = r.hash()?;
     let batch_digest = r.hash()?;
     let state_hash = r.hash()?;

@@ -18,8 +18,8 @@ use ordo_chain::{Hash, Keypair};
 use ordo_chain::VerifiedTx;
 
 use super::messages::{
-    decode_header, decode_sigs, decode_txs, encode_header, encode_sigs, encode_txs, Batch, CheckpointProof, Commit,
-    PrePrepare, Prepare, PreparedProof,
+    decode_sigs, decode_txs, encode_sigs, encode_txs, Batch, CheckpointProof, Commit, PrePrepare, Prepare,
+    PreparedProof,
 };
 use crate::error::{ConsensusError, Result};
 
@@ -203,7 +203,7 @@ impl SafetyRecord {
                 }
                 Some(p) => {
                     w.u8(1).u64(p.view);
-                    encode_header(&p.header, &mut w);
+                    p.header.encode(&mut w);
                     w.sig(&p.primary_signature);
                     encode_sigs(&p.prepares, &mut w);
                     match &p.txs {
@@ -255,7 +255,8 @@ impl SafetyRecord {
             }
             let prepared = if r.u8().map_err(corrupt)? == 1 {
                 let view = r.u64().map_err(corrupt)?;
-                let header = decode_header(&mut r).map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?;
+                let header = ordo_chain::BatchHeader::decode(&mut r)
+                    .map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?;
                 let primary_signature = r.sig().map_err(corrupt)?;
                 let prepares = decode_sigs(&mut r).map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?;
                 let txs = if r.u8().map_err(corrupt)? == 1 {

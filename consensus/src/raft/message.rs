@@ -315,13 +315,9 @@ impl EntryBatch {
     pub fn encode(header: &BatchHeader, txs: &[VerifiedTx], cert: &RaftCertificate) -> Vec<u8> {
         let body: usize = txs.iter().map(|t| t.wire_len()).sum();
         let mut w = Writer::with_capacity(320 + body);
-        w.u8(BATCH_VERSION)
-            .u64(header.height)
-            .u64(header.timestamp_ms)
-            .key(&header.proposer)
-            .hash(&header.tx_root)
-            .u32(header.tx_count)
-            .u32(u32::try_from(txs.len()).expect("batches are bounded"));
+        w.u8(BATCH_VERSION);
+        header.encode(&mut w);
+        w.u32(u32::try_from(txs.len()).expect("batches are bounded"));
         for t in txs {
             t.tx().encode(&mut w);
         }
@@ -336,13 +332,7 @@ impl EntryBatch {
         if version != BATCH_VERSION {
             return Err(ConsensusError::Decode(format!("batch entry version {version}")));
         }
-        let header = BatchHeader {
-            height: r.u64()?,
-            timestamp_ms: r.u64()?,
-            proposer: r.key()?,
-            tx_root: r.hash()?,
-            tx_count: r.u32()?,
-        };
+        let header = BatchHeader::decode(&mut r)?;
         let n = r.u32()? as usize;
         if n > max_txs {
             return Err(ConsensusError::BatchTooLarge { height: header.height, count: n, max: max_txs });

@@ -203,7 +203,7 @@ impl<T: TxLike> Batch<T> {
     }
 
     pub(crate) fn encode(&self, w: &mut Writer) {
-        encode_header(&self.header, w);
+        self.header.encode(w);
         encode_txs(&self.txs, w);
     }
 }
@@ -217,7 +217,7 @@ impl Batch<VerifiedTx> {
 
 impl Batch<Transaction> {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        let header = decode_header(r)?;
+        let header = BatchHeader::decode(r)?;
         let txs = decode_txs(r)?;
         Ok(Batch { header, txs })
     }
@@ -251,20 +251,6 @@ impl Batch<Transaction> {
         }
         Ok(Batch { header: self.header, txs })
     }
-}
-
-pub(crate) fn encode_header(h: &BatchHeader, w: &mut Writer) {
-    w.u64(h.height).u64(h.timestamp_ms).key(&h.proposer).hash(&h.tx_root).u32(h.tx_count);
-}
-
-pub(crate) fn decode_header(r: &mut Reader<'_>) -> Result<BatchHeader> {
-    Ok(BatchHeader {
-        height: r.u64()?,
-        timestamp_ms: r.u64()?,
-        proposer: r.key()?,
-        tx_root: r.hash()?,
-        tx_count: r.u32()?,
-    })
 }
 
 pub(crate) fn encode_txs<T: TxLike>(txs: &[T], w: &mut Writer) {

@@ -17,8 +17,8 @@ use super::checkpoint::checkpoint_bytes;
 use super::pre_prepare::pre_prepare_bytes;
 use super::prepare::prepare_bytes;
 use super::{
-    check_member, decode_header, decode_sigs, decode_txs, encode_header, encode_sigs, encode_txs, signing_writer,
-    Batch, CheckpointProof, Kind, Peek, TxLike,
+    check_member, decode_sigs, decode_txs, encode_sigs, encode_txs, signing_writer, Batch, CheckpointProof, Kind, Peek,
+    TxLike,
 };
 use crate::error::{ConsensusError, Result};
 use crate::pbft::verify::VerifyContext;
@@ -102,7 +102,7 @@ impl<T: TxLike> ViewChange<T> {
         w.u16(self.prepared.len() as u16);
         for p in &self.prepared {
             w.u64(p.view);
-            encode_header(&p.header, w);
+            p.header.encode(w);
             w.sig(&p.primary_signature);
             encode_sigs(&p.prepares, w);
             match &p.txs {
@@ -126,7 +126,7 @@ impl ViewChange<Transaction> {
         let mut prepared = Vec::new();
         for _ in 0..n {
             let view = r.u64()?;
-            let header = decode_header(r)?;
+            let header = BatchHeader::decode(r)?;
             let primary_signature = r.sig()?;
             let prepares = decode_sigs(r)?;
             let txs = match r.u8()? {
