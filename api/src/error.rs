@@ -66,8 +66,6 @@ pub enum ApiError {
     ZeroRefusalLogInterval,
     #[error("api config: events_max_subscribers must be positive")]
     ZeroEventSubscribers,
-    #[error("mempool config: {field} must be positive")]
-    ZeroMempoolLimit { field: &'static str },
 
     /// The listener failed while serving.
     #[error("serving the API: {0}")]
@@ -114,8 +112,7 @@ impl ApiError {
             | ApiError::ZeroRateLimitBurst
             | ApiError::ZeroRetryAfter
             | ApiError::ZeroRefusalLogInterval
-            | ApiError::ZeroEventSubscribers
-            | ApiError::ZeroMempoolLimit { .. } => "invalid_config",
+            | ApiError::ZeroEventSubscribers => "invalid_config",
         }
     }
 
@@ -145,8 +142,7 @@ impl ApiError {
             | ApiError::ZeroRateLimitBurst
             | ApiError::ZeroRetryAfter
             | ApiError::ZeroRefusalLogInterval
-            | ApiError::ZeroEventSubscribers
-            | ApiError::ZeroMempoolLimit { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            | ApiError::ZeroEventSubscribers => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

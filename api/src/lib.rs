@@ -28,7 +28,6 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod explorer;
-pub mod mempool;
 pub mod metrics;
 pub mod middleware;
 pub mod node;
@@ -56,10 +55,10 @@ use utoipa_axum::routes;
 
 pub use config::ApiConfig;
 pub use error::ApiError;
-pub use mempool::{Admission, Mempool, MempoolConfig, MempoolStats};
+pub use ordo_chain::ledger::{Ledger, TxStatus};
+pub use ordo_chain::mempool::{Admission, Mempool, MempoolConfig, MempoolStats};
 pub use node::{
-    ChainStatus, ConsensusRound, LocalChain, NodeHandle, NodeStatus, PeerStatus, Readiness, StateEntry, TxStatus,
-    ValidatorStatus,
+    ChainStatus, ConsensusRound, LocalChain, NodeHandle, NodeStatus, PeerStatus, Readiness, StateEntry, ValidatorStatus,
 };
 pub use notify::CommitNotifier;
 pub use refusals::{Refusal, RefusalCounter, RefusalSummary};

@@ -1,5 +1,6 @@
 //! What the API needs from a node: the [`NodeHandle`] trait, the answers it returns, and
-//! [`LocalChain`], the store-and-mempool half of a node that every implementation can reuse.
+//! [`LocalChain`], what the API keeps beside a node's `ordo_chain::Ledger` (every implementation
+//! can reuse it).
 //!
 //! The API calls every `NodeHandle` method that may touch the disk from tokio's blocking pool, so
 //! an implementation may read RocksDB or wait briefly on a bounded gossip channel without stalling
@@ -7,15 +8,17 @@
 //! must be cheap.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use ordo_chain::store::{Store, TxLocation};
-use ordo_chain::{Block, Hash, PublicKey, Transaction, TxRules, VerifiedTx};
+use ordo_chain::ledger::{Ledger, LedgerObserver, TxStatus};
+use ordo_chain::mempool::{Admission, Mempool, MempoolStats};
+use ordo_chain::store::Store;
+use ordo_chain::{Block, Hash, PublicKey, TxRules, VerifiedTx};
 use ordo_genesis::{ConsensusKind, ValidatorInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::events::EventHub;
-use crate::mempool::{Admission, Mempool, MempoolStats};
 use crate::metrics::{Metrics, RejectReason};
 use crate::notify::CommitNotifier;
 use crate::recent::{RecentBlocks, RECENT_BLOCKS_MAX};
@@ -29,7 +32,7 @@ pub trait NodeHandle: Send + Sync + 'static {
     /// The rules submitted transactions are verified against: chain id, limits, admitted clients.
     fn tx_rules(&self) -> &TxRules;
 
-    /// The store, mempool and commit notifier behind the chain-side lookups.
+    /// The ledger and the API's bookkeeping beside it, behind the chain-side lookups.
     fn chain(&self) -> &LocalChain;
 
     /// Whether the node is connected to a quorum and caught up (protocol §7 `/readyz`). Submissions
@@ -88,19 +91,6 @@ pub enum Readiness {
     NotReady {
         reason: String,
     },
-}
-
-/// Where a known transaction is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TxStatus {
-    Pending(VerifiedTx),
-    Committed { location: TxLocation, tx: Transaction },
-}
-
-impl TxStatus {
-    pub fn is_committed(&self) -> bool {
-        matches!(self, TxStatus::Committed { .. })
-    }
 }
 
 /// One page of `GET /v1/blocks`: `next` is the `before` of the following page, `None` at genesis.
@@ -192,24 +182,58 @@ impl ValidatorStatus {
     }
 }
 
-/// The store-and-mempool half of a node: admission, lookups and commit bookkeeping, and what
-/// the explorer, the event streams and the metrics read of it. The node keeps one, commits
-/// blocks through [`LocalChain::commit`] (or reports them with [`LocalChain::committed`]), and
-/// delegates to it.
+/// What the API keeps beside a node's [`Ledger`]: the waiters of `?wait_ms`, the dashboard's
+/// ring of recent blocks, the event streams' hub and the metrics. It observes the ledger, so
+/// every admission and commit, whoever makes it (the API, the p2p loop, the consensus driver),
+/// updates them; the node never commits through the API crate.
 pub struct LocalChain {
-    store: Arc<dyn Store>,
-    mempool: Arc<Mempool>,
+    ledger: Arc<Ledger>,
+    view: Arc<ChainView>,
+}
+
+/// The observer half of [`LocalChain`].
+struct ChainView {
     commits: CommitNotifier,
     recent: RecentBlocks,
     events: EventHub,
     metrics: Arc<Metrics>,
 }
 
+impl LedgerObserver for ChainView {
+    fn admitted(&self, outcomes: &[Admission], pending: MempoolStats) {
+        let (mut full, mut duplicate) = (0, 0);
+        for o in outcomes {
+            match o {
+                Admission::Admitted => {}
+                Admission::AlreadyPending | Admission::AlreadyCommitted => duplicate += 1,
+                Admission::Full => full += 1,
+            }
+        }
+        self.metrics.rejected(RejectReason::full, full);
+        self.metrics.rejected(RejectReason::duplicate, duplicate);
+        self.metrics.mempool_size.set(pending.txs as i64);
+    }
+
+    /// The dashboard's summary and the metrics first, then the waiters and event streams (last,
+    /// so whoever they wake finds it all).
+    fn committed(&self, block: &Block, stored_in: Duration, pending: MempoolStats) {
+        self.metrics.storage_commit_duration.observe(stored_in.as_secs_f64());
+        if let Some(parent_ms) = self.recent.record(block) {
+            let interval_ms = block.header.timestamp_ms.saturating_sub(parent_ms);
+            self.metrics.block_interval.observe(interval_ms as f64 / 1000.0);
+        }
+        self.metrics.height.set(block.height() as i64);
+        self.metrics.txs_committed.inc_by(block.txs.len() as u64);
+        self.metrics.mempool_size.set(pending.txs as i64);
+        self.commits.notify(block.height());
+    }
+}
+
 impl LocalChain {
-    /// Wraps a store (opened, usually holding at least genesis) and a mempool, checking the
-    /// mempool's configuration. The newest blocks are read back for the dashboard's summary.
-    pub fn new(store: Arc<dyn Store>, mempool: Arc<Mempool>, metrics: Arc<Metrics>) -> Result<Self, ApiError> {
-        mempool.config().validate()?;
+    /// Attaches the API's bookkeeping to `ledger` (whose store is opened, usually holding at
+    /// least genesis). The newest blocks are read back for the dashboard's summary.
+    pub fn new(ledger: Arc<Ledger>, metrics: Arc<Metrics>) -> Result<Self, ApiError> {
+        let store = ledger.store();
         let tip = store.latest_height()?;
         let recent = RecentBlocks::new();
         if let Some(tip) = tip {
@@ -221,112 +245,69 @@ impl LocalChain {
         }
         let tip = tip.unwrap_or(0);
         metrics.height.set(tip as i64);
-        metrics.mempool_size.set(mempool.len() as i64);
-        Ok(Self { store, mempool, commits: CommitNotifier::new(tip), recent, events: EventHub::new(), metrics })
+        metrics.mempool_size.set(ledger.mempool().len() as i64);
+        let view = Arc::new(ChainView { commits: CommitNotifier::new(tip), recent, events: EventHub::new(), metrics });
+        ledger.observe(view.clone());
+        Ok(Self { ledger, view })
+    }
+
+    /// The store and mempool, and the one write path to them.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        self.ledger.store()
     }
 
     pub fn mempool(&self) -> &Arc<Mempool> {
-        &self.mempool
+        self.ledger.mempool()
     }
 
     pub fn commits(&self) -> &CommitNotifier {
-        &self.commits
+        &self.view.commits
     }
 
     /// The newest blocks' summaries, kept in memory for the explorer's dashboard.
     pub fn recent(&self) -> &RecentBlocks {
-        &self.recent
+        &self.view.recent
     }
 
     /// What the `/v1/events` streams share; the node calls [`EventHub::status_changed`].
     pub fn events(&self) -> &EventHub {
-        &self.events
+        &self.view.events
     }
 
     /// The node's metrics (protocol §7.3).
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
+        &self.view.metrics
     }
 
-    /// Offers verified transactions to the mempool, deduplicated against it and the store.
+    /// Offers verified transactions to the ledger (see [`Ledger::admit`]).
     pub fn admit(&self, txs: Vec<VerifiedTx>) -> Result<Vec<Admission>, ApiError> {
-        let outcomes = self.mempool.admit(self.store.as_ref(), txs)?;
-        let (mut full, mut duplicate) = (0, 0);
-        for o in &outcomes {
-            match o {
-                Admission::Admitted => {}
-                Admission::AlreadyPending | Admission::AlreadyCommitted => duplicate += 1,
-                Admission::Full => full += 1,
-            }
-        }
-        self.metrics.rejected(RejectReason::full, full);
-        self.metrics.rejected(RejectReason::duplicate, duplicate);
-        self.metrics.mempool_size.set(self.mempool.len() as i64);
-        Ok(outcomes)
+        Ok(self.ledger.admit(txs)?)
     }
 
-    /// Stores a block, then drops its transactions from the mempool and wakes waiters, in that
-    /// order: a transaction is always findable in the store or the mempool. The synced write is
-    /// timed (`ordo_storage_commit_duration_seconds`).
-    pub fn commit(&self, block: &Block, writes: &[ordo_chain::Op]) -> Result<(), ApiError> {
-        let started = std::time::Instant::now();
-        self.store.commit(block, writes)?;
-        self.metrics.storage_commit_duration.observe(started.elapsed().as_secs_f64());
-        self.committed(block);
-        Ok(())
-    }
-
-    /// The bookkeeping after `block` was stored: the mempool, the dashboard's summary, the
-    /// metrics, then the waiters and event streams (last, so whoever they wake finds it all).
-    pub fn committed(&self, block: &Block) {
-        self.mempool.remove_committed(&block.tx_ids);
-        if let Some(parent_ms) = self.recent.record(block) {
-            let interval_ms = block.header.timestamp_ms.saturating_sub(parent_ms);
-            self.metrics.block_interval.observe(interval_ms as f64 / 1000.0);
-        }
-        self.metrics.height.set(block.height() as i64);
-        self.metrics.txs_committed.inc_by(block.txs.len() as u64);
-        self.metrics.mempool_size.set(self.mempool.len() as i64);
-        self.commits.notify(block.height());
-    }
-
-    /// Looks in the mempool first, then the store: a commit stores before it removes from the
-    /// mempool, so a transaction on its way from one to the other is found in one of them.
+    /// Where a transaction is (see [`Ledger::lookup`]).
     pub fn tx_status(&self, id: &Hash) -> Result<Option<TxStatus>, ApiError> {
-        if let Some(tx) = self.mempool.get(id) {
-            return Ok(Some(TxStatus::Pending(tx)));
-        }
-        let Some(location) = self.store.tx_location(id)? else {
-            return Ok(None);
-        };
-        let block = self.store.block(location.height)?.ok_or_else(|| ApiError::Internal {
-            reason: format!("transaction index points at missing block {}", location.height),
-        })?;
-        let tx = block.txs.get(location.index as usize).cloned().ok_or_else(|| ApiError::Internal {
-            reason: format!("transaction index points past block {} ({})", location.height, location.index),
-        })?;
-        Ok(Some(TxStatus::Committed { location, tx }))
+        Ok(self.ledger.lookup(id)?)
     }
 
     pub fn block(&self, height: u64) -> Result<Option<Block>, ApiError> {
-        Ok(self.store.block(height)?)
+        Ok(self.store().block(height)?)
     }
 
     pub fn block_by_hash(&self, hash: &Hash) -> Result<Option<Block>, ApiError> {
-        Ok(self.store.block_by_hash(hash)?)
+        Ok(self.store().block_by_hash(hash)?)
     }
 
     pub fn latest_block(&self) -> Result<Option<Block>, ApiError> {
-        Ok(self.store.latest_block()?)
+        Ok(self.store().latest_block()?)
     }
 
     pub fn blocks_before(&self, before: Option<u64>, limit: usize) -> Result<BlockPage, ApiError> {
         let limit = limit.min(BLOCKS_PAGE_MAX);
-        let Some(tip) = self.store.latest_height()? else {
+        let Some(tip) = self.store().latest_height()? else {
             return Ok(BlockPage { blocks: Vec::new(), next: None });
         };
         // The newest height on this page: just below `before`, and never above the tip.
@@ -338,7 +319,7 @@ impl LocalChain {
         let mut blocks = Vec::with_capacity(limit);
         for height in (0..=top).rev().take(limit) {
             let block = self
-                .store
+                .store()
                 .block(height)?
                 .ok_or_else(|| ApiError::Internal { reason: format!("block {height} is below the tip but missing") })?;
             blocks.push(block);
@@ -352,9 +333,9 @@ impl LocalChain {
     pub fn state_get(&self, key: &str) -> Result<Option<StateEntry>, ApiError> {
         const ATTEMPTS: usize = 16;
         for _ in 0..ATTEMPTS {
-            let before = self.store.latest_height()?;
-            let value = self.store.state_get(key)?;
-            if self.store.latest_height()? == before {
+            let before = self.store().latest_height()?;
+            let value = self.store().state_get(key)?;
+            if self.store().latest_height()? == before {
                 let height = before.unwrap_or(0);
                 return Ok(value.map(|value| StateEntry { key: key.to_string(), value, height }));
             }
@@ -364,12 +345,12 @@ impl LocalChain {
 
     /// The chain-side fields of `GET /v1/status`. Before genesis is stored every hash is zero.
     pub fn chain_status(&self) -> Result<ChainStatus, ApiError> {
-        let tip = self.store.latest_block()?;
+        let tip = self.store().latest_block()?;
         Ok(ChainStatus {
             height: tip.as_ref().map_or(0, Block::height),
             last_block_hash: tip.as_ref().map_or(Hash::ZERO, |b| b.hash),
             state_hash: tip.as_ref().map_or(Hash::ZERO, |b| b.state_hash),
-            mempool: self.mempool.stats(),
+            mempool: self.mempool().stats(),
         })
     }
 }

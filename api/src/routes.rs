@@ -22,9 +22,10 @@ use utoipa::IntoParams;
 use crate::body;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
-use crate::mempool::Admission;
+use ordo_chain::mempool::Admission;
 use crate::metrics::RejectReason;
-use crate::node::{NodeHandle, Readiness, TxStatus, BLOCKS_PAGE_MAX};
+use crate::node::{NodeHandle, Readiness, BLOCKS_PAGE_MAX};
+use ordo_chain::ledger::TxStatus;
 use crate::openapi::schemas::{
     BlockSchema, ErrorBodySchema, HashSchema, NodeStatusSchema, StateEntrySchema, TransactionSchema,
 };

@@ -19,7 +19,8 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::node::{BlockPage, TxStatus, ValidatorStatus};
+use crate::node::{BlockPage, ValidatorStatus};
+use ordo_chain::ledger::TxStatus;
 use crate::openapi::schemas::{
     BlockSchema, ErrorBodySchema, HashSchema, TransactionSchema, TxResultSchema, ValidatorStatusSchema,
 };

@@ -410,13 +410,13 @@ async fn wait_returns_as_soon_as_the_commit_is_notified() {
         let tx = tx.clone();
         let h_commit = move || {
             std::thread::sleep(Duration::from_millis(300));
-            // Commit through the same LocalChain the node uses; it notifies waiters.
+            // Commit through the same Ledger the node uses; its observer notifies waiters.
             let chain = &node.chain;
             let prev = chain.store().latest_block().unwrap().unwrap();
             let verified = vec![node.rules.verify(tx).unwrap()];
             let header = BatchHeader::for_txs(1, 1, validator_keys()[0].public(), &verified);
             let (block, exec) = Block::build(CHAIN, &prev, header, &verified, &[false], None);
-            chain.commit(&block, &exec.writes).unwrap();
+            chain.ledger().commit(&block, &exec.writes).unwrap();
         };
         tokio::task::spawn_blocking(h_commit)
     };

@@ -61,6 +61,8 @@ pub enum ChainError {
     NonContiguousLog { expected: u64, got: u64 },
     #[error("store IO error: {0}")]
     Io(String),
+    #[error("mempool config: {field} must be positive")]
+    ZeroMempoolLimit { field: &'static str },
     #[error("store is corrupt: {0}")]
     Corrupt(String),
 }
@@ -92,6 +94,7 @@ impl ChainError {
             | ChainError::PrevHashMismatch { .. }
             | ChainError::NonContiguousLog { .. } => "store_sequence",
             ChainError::Io(_) => "io",
+            ChainError::ZeroMempoolLimit { .. } => "invalid_config",
             ChainError::Corrupt(_) => "corrupt",
         }
     }

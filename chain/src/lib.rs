@@ -10,9 +10,13 @@
 //! - [`cert`]: PBFT and Raft certificates and their verification.
 //! - [`committee`]: the validator set and its quorum arithmetic.
 //! - [`store`]: the `Store` trait, an in-memory store and (feature `rocksdb`) the RocksDB store.
+//! - [`mempool`]: verified transactions waiting to be ordered, deduplicated and bounded.
+//! - [`ledger`]: the store and the mempool behind one write path (admit, commit, look up), used
+//!   by the node's consensus driver, its p2p loop and the API alike.
 //! - [`vectors`]: the deterministic test vectors published in docs/test-vectors.json.
 //!
-//! Nothing here does network IO or reads a clock; only `store::rocks` touches the disk.
+//! Nothing here does network IO or reads the wall clock; only `store::rocks` touches the disk, and
+//! only the ledger times something (its synced write, for the metrics).
 
 pub mod block;
 pub mod cert;
@@ -20,7 +24,9 @@ pub mod codec;
 pub mod committee;
 pub mod crypto;
 pub mod error;
+pub mod ledger;
 pub mod limits;
+pub mod mempool;
 pub mod merkle;
 pub mod state;
 pub mod store;
@@ -32,4 +38,6 @@ pub use cert::Certificate;
 pub use committee::Committee;
 pub use crypto::{Hash, Keypair, PublicKey, Signature};
 pub use error::{ChainError, Result};
+pub use ledger::{Ledger, LedgerObserver, TxStatus};
+pub use mempool::{Admission, Mempool, MempoolConfig, MempoolStats};
 pub use tx::{Op, Transaction, TxResult, TxRules, VerifiedTx};

@@ -70,7 +70,7 @@ pub async fn run<E: Engine>(
     // The core learns of pending transactions by following the mempool, whichever path (API or
     // gossip) admitted them: nothing admitted can miss the core, and the mempool's limits are
     // the one place where a flood is refused (503), never a silently full queue.
-    let mempool = shared.chain.mempool().clone();
+    let mempool = shared.ledger.mempool().clone();
     let mut cursor = 0u64;
     let mut pull = move || {
         let (txs, next) = mempool.since(cursor, MEMPOOL_PULL_MAX);
@@ -185,7 +185,7 @@ fn commit(shared: &Shared, prev: &Block, batch: CommittedBatch) -> anyhow::Resul
     let committed = shared.store.committed(&ids)?;
     let (block, exec) =
         Block::build(&shared.genesis.chain_id, prev, batch.header, &batch.txs, &committed, Some(batch.certificate));
-    shared.chain.commit(&block, &exec.writes)?;
+    shared.ledger.commit(&block, &exec.writes)?;
     Ok(block)
 }
 

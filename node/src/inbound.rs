@@ -128,7 +128,7 @@ fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
             return;
         }
     };
-    let mempool = shared.chain.mempool();
+    let mempool = shared.ledger.mempool();
     let fresh: Vec<Transaction> = txs
         .into_iter()
         .zip(ids.iter().zip(committed))
@@ -142,9 +142,9 @@ fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
     let offered = checked.len();
     let verified: Vec<VerifiedTx> = checked.into_iter().filter_map(Result::ok).collect();
     shared.chain.metrics().rejected(ordo_api::metrics::RejectReason::invalid, (offered - verified.len()) as u64);
-    match shared.chain.admit(verified) {
+    match shared.ledger.admit(verified) {
         // The driver follows the mempool; wake it.
-        Ok(outcomes) if outcomes.contains(&ordo_api::Admission::Admitted) => shared.admitted.notify_one(),
+        Ok(outcomes) if outcomes.contains(&ordo_chain::Admission::Admitted) => shared.admitted.notify_one(),
         Ok(_) => {}
         Err(e) => warn!(peer = %from, error = %e, "could not admit gossiped transactions"),
     }

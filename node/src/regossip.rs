@@ -50,7 +50,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let oldest = shared.chain.mempool().peek(REGOSSIP_MAX_TXS, REGOSSIP_MAX_BYTES);
+        let oldest = shared.ledger.mempool().peek(REGOSSIP_MAX_TXS, REGOSSIP_MAX_BYTES);
         let (txs, now) = stale(oldest, &previous);
         previous = now;
         if txs.is_empty() {

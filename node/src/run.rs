@@ -11,9 +11,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ordo_api::{ApiConfig, LocalChain, Mempool, MempoolConfig, NodeHandle};
+use ordo_api::{ApiConfig, LocalChain, NodeHandle};
 use ordo_chain::store::{RocksStore, Store};
-use ordo_chain::{Block, Keypair, TxRules};
+use ordo_chain::{Block, Keypair, Ledger, Mempool, MempoolConfig, TxRules};
 use ordo_consensus::pbft::{Replica, VerifyContext};
 use ordo_consensus::raft::{RaftEngine, RaftRestore, RaftVerifyContext};
 use ordo_consensus::{Engine, PbftConfig, RaftConfig, Verifier};
@@ -189,13 +189,15 @@ async fn serve<E: Engine>(setup: Setup, engine: E, verifier: E::Verifier) -> any
     let (p2p, events) = ordo_p2p::spawn(p2p_cfg, shutdown.clone()).await.context("could not start networking")?;
 
     let metrics = ordo_api::metrics::Metrics::new(genesis.consensus.as_str(), genesis.validators.len());
-    let chain = LocalChain::new(store.clone() as Arc<dyn Store>, mempool, metrics)?;
+    let ledger = Arc::new(Ledger::new(store.clone() as Arc<dyn Store>, mempool)?);
+    let chain = LocalChain::new(ledger.clone(), metrics)?;
     let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
     let status = engine.status();
     let shared = Arc::new(Shared {
         me,
         name: info.name.clone(),
         rules,
+        ledger,
         chain,
         store,
         p2p,

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ordo_api::node::{ConsensusRound, PeerStatus as ApiPeer};
 use ordo_api::{Admission, ApiError, LocalChain, NodeHandle, NodeStatus, Readiness, ValidatorStatus};
 use ordo_chain::store::RocksStore;
-use ordo_chain::{PublicKey, TxRules, VerifiedTx};
+use ordo_chain::{Ledger, PublicKey, TxRules, VerifiedTx};
 use ordo_consensus::Status;
 use ordo_genesis::{ConsensusKind, Genesis};
 use ordo_p2p::P2pHandle;
@@ -31,6 +31,9 @@ pub struct Shared {
     pub me: PublicKey,
     pub name: String,
     pub rules: TxRules,
+    /// The store and mempool behind the one write path (admission, commit).
+    pub ledger: Arc<Ledger>,
+    /// What the API keeps beside the ledger (metrics, event streams, waiters).
     pub chain: LocalChain,
     pub store: Arc<RocksStore>,
     pub p2p: P2pHandle,
@@ -129,7 +132,7 @@ impl NodeHandle for Shared {
     }
 
     fn submit(&self, txs: Vec<VerifiedTx>) -> Result<Vec<Admission>, ApiError> {
-        let outcomes = self.chain.admit(txs.clone())?;
+        let outcomes = self.ledger.admit(txs.clone())?;
         let admitted: Vec<VerifiedTx> =
             txs.into_iter().zip(&outcomes).filter(|(_, o)| **o == Admission::Admitted).map(|(t, _)| t).collect();
         if !admitted.is_empty() {

@@ -169,6 +169,11 @@ fn chaos_on_a_raft_committee_loses_no_acknowledged_transaction() {
     assert!(txs["acknowledged"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(txs["committed"], txs["acknowledged"], "{report}");
     assert_eq!(txs["lost"], 0, "{report}");
+    // A Raft committee's rounds are terms, named as `/v1/status` names them.
+    assert!(report.get("views").is_none(), "{report}");
+    let after: Vec<&Value> = report["terms"]["after"].as_object().unwrap().values().collect();
+    assert_eq!(after.len(), 3, "{report}");
+    assert!(after.iter().all(|v| *v == after[0] && v.is_u64()), "{report}");
     let status = testnet.interrupt();
     assert!(status.success(), "the testnet exited with {status} after SIGINT; log:\n{}", testnet.log_text());
 }

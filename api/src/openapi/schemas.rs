@@ -190,7 +190,7 @@ pub enum ConsensusKindSchema {
     Raft,
 }
 
-// Mirrors `crate::mempool::MempoolStats`.
+// Mirrors `ordo_chain::mempool::MempoolStats`.
 /// How full the mempool is.
 #[derive(ToSchema)]
 #[schema(as = MempoolStats)]

@@ -1,6 +1,6 @@
 //! The test harness the API's integration tests share: the real router, served on a real TCP
 //! listener on 127.0.0.1:0, in front of an in-process node built from the real `MemStore`,
-//! `Mempool` and `LocalChain`, plus the checks of the protocol §7 error shape.
+//! `Ledger` and `LocalChain`, plus the checks of the protocol §7 error shape.
 
 // Each test binary uses its own part of the harness.
 #![allow(dead_code)]
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ordo_api::node::{ConsensusRound, PeerStatus};
 use ordo_api::{
-    ApiConfig, ApiError, LocalChain, Mempool, MempoolConfig, MempoolStats, NodeHandle, NodeStatus, Readiness,
+    ApiConfig, ApiError, Ledger, LocalChain, Mempool, MempoolConfig, MempoolStats, NodeHandle, NodeStatus, Readiness,
     ValidatorStatus,
 };
 use ordo_chain::cert::{pbft_commit_bytes, PbftCertificate, ValidatorSignature};
@@ -151,8 +151,11 @@ impl Harness {
             .collect();
         let node = Arc::new(TestNode {
             rules,
-            chain: LocalChain::new(store, Arc::new(Mempool::new(mempool)), ordo_api::metrics::Metrics::new("pbft", 4))
-                .unwrap(),
+            chain: LocalChain::new(
+                Arc::new(Ledger::new(store, Arc::new(Mempool::new(mempool))).unwrap()),
+                ordo_api::metrics::Metrics::new("pbft", 4),
+            )
+            .unwrap(),
             validators,
             readiness: Mutex::new(Readiness::Ready),
             gossiped: Mutex::new(Vec::new()),
@@ -206,7 +209,7 @@ impl Harness {
     }
 
     /// Commits the next block holding `txs`, certified by three of the four validators, through
-    /// `LocalChain::commit` as the node does (store, then mempool, then waiters).
+    /// `Ledger::commit` as the node does (store, then mempool, then the API's observer).
     pub fn commit_block(&self, txs: &[Transaction]) -> Block {
         commit_block_on(&self.node, txs)
     }
@@ -234,7 +237,7 @@ pub fn commit_block_on(node: &TestNode, txs: &[Transaction]) -> Block {
             .collect(),
     });
     let (block, exec) = Block::build(CHAIN, &prev, header, &verified, &committed, Some(cert));
-    chain.commit(&block, &exec.writes).unwrap();
+    chain.ledger().commit(&block, &exec.writes).unwrap();
     block
 }
 

@@ -102,13 +102,23 @@ impl Report {
         records.iter().filter_map(|r| r.recovery).collect()
     }
 
+    /// What the engine calls its round, as `/v1/status` does: a PBFT "view", a Raft "term".
+    fn round_name(&self) -> &'static str {
+        if self.consensus == "raft" {
+            "term"
+        } else {
+            "view"
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         let all: Vec<&FaultRecord> = self.faults.iter().collect();
         let views = |v: &[(String, Option<u64>)]| -> Value {
             v.iter().map(|(n, x)| (n.clone(), json!(x))).collect::<serde_json::Map<_, _>>().into()
         };
         let o = &self.outcome;
-        json!({
+        let rounds = json!({ "before": views(&self.views_before), "after": views(&self.views_after) });
+        let mut report = json!({
             "ok": o.violations.is_empty(),
             "seed": self.seed,
             "dir": self.dir,
@@ -145,11 +155,13 @@ impl Report {
                 "all": spread_json(spread(&Self::recoveries(&all))),
                 "by_kind": self.by_kind(|r| spread_json(spread(&Self::recoveries(r)))),
             },
-            "views": { "before": views(&self.views_before), "after": views(&self.views_after) },
             "height": { "before": self.height_before, "after": o.common_height },
             "violations_total": o.violations.len(),
             "violations": o.violations.iter().take(VIOLATIONS_SHOWN_MAX).map(|v| v.to_string()).collect::<Vec<_>>(),
-        })
+        });
+        // "views" on a PBFT committee, "terms" on a Raft one.
+        report[format!("{}s", self.round_name())] = rounds;
+        report
     }
 
     pub fn print_text(&self) {
@@ -187,14 +199,18 @@ impl Report {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        println!("views before: {}", views(&self.views_before));
-        println!("views after:  {}", views(&self.views_after));
+        let round = self.round_name();
+        println!("{round}s before: {}", views(&self.views_before));
+        println!("{round}s after:  {}", views(&self.views_after));
         match o.common_height {
             Some(h) => println!("chain: height {} before, {h} after, on {} nodes", self.height_before, self.validators),
             None => println!("chain: height {} before; no node's chain could be read after", self.height_before),
         }
         if o.violations.is_empty() {
-            println!("ok: every acknowledged transaction committed exactly once; every node holds the same verified chain, ready, in one view");
+            println!(
+                "ok: every acknowledged transaction committed exactly once; every node holds the same verified \
+                 chain, ready, in one {round}"
+            );
         } else {
             println!("VIOLATIONS ({}):", o.violations.len());
             for v in o.violations.iter().take(VIOLATIONS_SHOWN_MAX) {

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use ordo_chain::store::Store;
-use ordo_chain::{ChainError, Hash, VerifiedTx};
+use crate::store::Store;
+use crate::{ChainError, Hash, VerifiedTx};
 use serde::{Deserialize, Serialize};
 
 /// The mempool's limits.
@@ -25,18 +25,18 @@ pub struct MempoolConfig {
 impl Default for MempoolConfig {
     /// The same defaults as the node's `mempool_max_txs` and `mempool_max_bytes`.
     fn default() -> Self {
-        Self { max_txs: ordo_chain::limits::MEMPOOL_MAX_TXS, max_bytes: ordo_chain::limits::MEMPOOL_MAX_BYTES }
+        Self { max_txs: crate::limits::MEMPOOL_MAX_TXS, max_bytes: crate::limits::MEMPOOL_MAX_BYTES }
     }
 }
 
 impl MempoolConfig {
     /// Checks every rule once at start-up: a zero limit would refuse every transaction.
-    pub fn validate(&self) -> Result<(), crate::error::ApiError> {
+    pub fn validate(&self) -> Result<(), ChainError> {
         if self.max_txs == 0 {
-            return Err(crate::error::ApiError::ZeroMempoolLimit { field: "max_txs" });
+            return Err(ChainError::ZeroMempoolLimit { field: "max_txs" });
         }
         if self.max_bytes == 0 {
-            return Err(crate::error::ApiError::ZeroMempoolLimit { field: "max_bytes" });
+            return Err(ChainError::ZeroMempoolLimit { field: "max_bytes" });
         }
         Ok(())
     }
@@ -219,8 +219,8 @@ impl Mempool {
 mod tests {
     use std::collections::BTreeMap;
 
-    use ordo_chain::store::MemStore;
-    use ordo_chain::{BatchHeader, Block, Keypair, Op, Transaction, TxRules};
+    use crate::store::MemStore;
+    use crate::{BatchHeader, Block, Keypair, Op, Transaction, TxRules};
 
     use super::*;
 
@@ -259,9 +259,9 @@ mod tests {
     fn config_rules() {
         MempoolConfig::default().validate().unwrap();
         let e = MempoolConfig { max_txs: 0, ..MempoolConfig::default() }.validate().unwrap_err();
-        assert!(matches!(e, crate::error::ApiError::ZeroMempoolLimit { field: "max_txs" }));
+        assert!(matches!(e, ChainError::ZeroMempoolLimit { field: "max_txs" }));
         let e = MempoolConfig { max_bytes: 0, ..MempoolConfig::default() }.validate().unwrap_err();
-        assert!(matches!(e, crate::error::ApiError::ZeroMempoolLimit { field: "max_bytes" }));
+        assert!(matches!(e, ChainError::ZeroMempoolLimit { field: "max_bytes" }));
     }
 
     #[test]
@@ -369,37 +369,37 @@ mod tests {
     fn store_error_changes_nothing() {
         struct Broken;
         impl Store for Broken {
-            fn commit(&self, _: &Block, _: &[Op]) -> ordo_chain::Result<()> {
+            fn commit(&self, _: &Block, _: &[Op]) -> crate::Result<()> {
                 unreachable!("the mempool never commits")
             }
-            fn block(&self, _: u64) -> ordo_chain::Result<Option<Block>> {
+            fn block(&self, _: u64) -> crate::Result<Option<Block>> {
                 unreachable!("the mempool never reads blocks")
             }
-            fn block_by_hash(&self, _: &Hash) -> ordo_chain::Result<Option<Block>> {
+            fn block_by_hash(&self, _: &Hash) -> crate::Result<Option<Block>> {
                 unreachable!("the mempool never reads blocks")
             }
-            fn latest_height(&self) -> ordo_chain::Result<Option<u64>> {
+            fn latest_height(&self) -> crate::Result<Option<u64>> {
                 unreachable!("the mempool never reads the tip")
             }
-            fn tx_location(&self, _: &Hash) -> ordo_chain::Result<Option<ordo_chain::store::TxLocation>> {
+            fn tx_location(&self, _: &Hash) -> crate::Result<Option<crate::store::TxLocation>> {
                 unreachable!("the mempool asks `committed`")
             }
-            fn committed(&self, _: &[Hash]) -> ordo_chain::Result<Vec<bool>> {
+            fn committed(&self, _: &[Hash]) -> crate::Result<Vec<bool>> {
                 Err(ChainError::Io("disk on fire".into()))
             }
-            fn state_get(&self, _: &str) -> ordo_chain::Result<Option<String>> {
+            fn state_get(&self, _: &str) -> crate::Result<Option<String>> {
                 unreachable!("the mempool never reads state")
             }
-            fn save_safety(&self, _: &[u8]) -> ordo_chain::Result<()> {
+            fn save_safety(&self, _: &[u8]) -> crate::Result<()> {
                 unreachable!("the mempool never votes")
             }
-            fn load_safety(&self) -> ordo_chain::Result<Option<Vec<u8>>> {
+            fn load_safety(&self) -> crate::Result<Option<Vec<u8>>> {
                 unreachable!("the mempool never votes")
             }
-            fn write_log(&self, _: &ordo_chain::store::LogWrite) -> ordo_chain::Result<()> {
+            fn write_log(&self, _: &crate::store::LogWrite) -> crate::Result<()> {
                 unreachable!("the mempool never writes a replicated log")
             }
-            fn load_log(&self) -> ordo_chain::Result<ordo_chain::store::StoredLog> {
+            fn load_log(&self) -> crate::Result<crate::store::StoredLog> {
                 unreachable!("the mempool never reads a replicated log")
             }
         }
