@@ -55,12 +55,12 @@ use utoipa_axum::routes;
 
 pub use config::ApiConfig;
 pub use error::ApiError;
-pub use ordo_chain::ledger::{Ledger, TxStatus};
-pub use ordo_chain::mempool::{Admission, Mempool, MempoolConfig, MempoolStats};
 pub use node::{
     ChainStatus, ConsensusRound, LocalChain, NodeHandle, NodeStatus, PeerStatus, Readiness, StateEntry, ValidatorStatus,
 };
 pub use notify::CommitNotifier;
+pub use ordo_chain::ledger::{Ledger, TxStatus};
+pub use ordo_chain::mempool::{Admission, Mempool, MempoolConfig, MempoolStats};
 pub use refusals::{Refusal, RefusalCounter, RefusalSummary};
 
 use routes::AppState;

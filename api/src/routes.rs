@@ -22,10 +22,8 @@ use utoipa::IntoParams;
 use crate::body;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
-use ordo_chain::mempool::Admission;
 use crate::metrics::RejectReason;
 use crate::node::{NodeHandle, Readiness, BLOCKS_PAGE_MAX};
-use ordo_chain::ledger::TxStatus;
 use crate::openapi::schemas::{
     BlockSchema, ErrorBodySchema, HashSchema, NodeStatusSchema, StateEntrySchema, TransactionSchema,
 };
@@ -34,6 +32,8 @@ use crate::wire::{
     self, AcceptedJson, BatchItemJson, BlockPageJson, HealthJson, HealthState, ReadyJson, TxState, TxStatusJson,
     ValidatorsJson,
 };
+use ordo_chain::ledger::TxStatus;
+use ordo_chain::mempool::Admission;
 
 /// The page size of `GET /v1/blocks` when `limit` is absent.
 pub const BLOCKS_PAGE_DEFAULT: usize = 20;

@@ -20,10 +20,10 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::node::{BlockPage, ValidatorStatus};
-use ordo_chain::ledger::TxStatus;
 use crate::openapi::schemas::{
     BlockSchema, ErrorBodySchema, HashSchema, TransactionSchema, TxResultSchema, ValidatorStatusSchema,
 };
+use ordo_chain::ledger::TxStatus;
 
 /// A transaction exactly as protocol §3 submits it, before its hex fields are decoded.
 #[derive(Debug, Deserialize)]

@@ -12,8 +12,8 @@ use ordo_chain::{Block, Op, PublicKey, Transaction, TxResult};
 
 use crate::explorer::format::{short_hex, state_href, truncate_chars, utc_time};
 use crate::node::ValidatorStatus;
-use ordo_chain::ledger::TxStatus;
 use crate::recent::{BlockSummary, RecentBlocks};
+use ordo_chain::ledger::TxStatus;
 
 /// How many characters of a client-written key or value a list shows; the transaction's own page
 /// shows it whole.

@@ -178,7 +178,9 @@ impl fmt::Display for Violation {
             Violation::HeightsDiffer { heights } => {
                 write!(f, "the nodes ended at different heights: {}", list(heights))
             }
-            Violation::ViewsDiffer { views } => write!(f, "the nodes ended in different views (Raft: terms): {}", list(views)),
+            Violation::ViewsDiffer { views } => {
+                write!(f, "the nodes ended in different views (Raft: terms): {}", list(views))
+            }
             Violation::NotReady { node } => write!(f, "{node} is not ready after the heal"),
             Violation::Unreachable { node, error } => write!(f, "{node} could not be read after the heal: {error}"),
             Violation::VerifyFailed { node, error } => write!(f, "verify-chain failed on {node}: {error}"),
