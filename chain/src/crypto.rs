@@ -171,10 +171,30 @@ pub enum SigError {
     Invalid,
 }
 
+/// Senders' keys already decompressed and checked. Decompressing a point is a field
+/// exponentiation, about a quarter of a batch verification's cost per signature, and a busy
+/// consortium has far fewer senders than transactions. Only keys that passed every check are
+/// kept, so a bad key is refused each time and cannot take a place; the bound
+/// ([`crate::limits::VERIFYING_KEY_CACHE_MAX`]) keeps a flood of fresh keys from growing it.
+fn verifying_keys() -> &'static quick_cache::sync::Cache<[u8; 32], VerifyingKey> {
+    static CACHE: OnceLock<quick_cache::sync::Cache<[u8; 32], VerifyingKey>> = OnceLock::new();
+    CACHE.get_or_init(|| quick_cache::sync::Cache::new(crate::limits::VERIFYING_KEY_CACHE_MAX))
+}
+
 impl PublicKey {
     /// Decompresses the key and rejects small-order ("weak") keys, as `verify_strict` does.
+    /// Keys seen recently come from a bounded cache, decompressed once.
     pub fn to_verifying_key(&self) -> Result<VerifyingKey, SigError> {
-        let vk = VerifyingKey::from_bytes(&self.0).map_err(|_| SigError::BadKey)?;
+        if let Some(vk) = verifying_keys().get(&self.0) {
+            return Ok(vk);
+        }
+        let vk = Self::decompress(&self.0)?;
+        verifying_keys().insert(self.0, vk);
+        Ok(vk)
+    }
+
+    fn decompress(bytes: &[u8; 32]) -> Result<VerifyingKey, SigError> {
+        let vk = VerifyingKey::from_bytes(bytes).map_err(|_| SigError::BadKey)?;
         if vk.is_weak() {
             return Err(SigError::WeakKey);
         }
@@ -313,6 +333,42 @@ mod tests {
         assert_eq!(pk.verify_strict(b"x", &sig), Err(SigError::WeakKey));
         let items = [SigCheck { key: &pk, msg: b"x", sig: &sig }];
         assert_eq!(verify_batch(&items), vec![Err(SigError::WeakKey)]);
+    }
+
+    #[test]
+    fn the_key_cache_never_changes_an_answer() {
+        let k = Keypair::from_seed([42; 32]);
+        let msg = b"cached";
+        let sig = k.sign(msg);
+        // First use decompresses, later ones come from the cache: the same answers either way.
+        for _ in 0..3 {
+            assert_eq!(k.public().verify_strict(msg, &sig), Ok(()));
+            assert_eq!(k.public().verify_strict(b"other", &sig), Err(SigError::Invalid));
+            assert_eq!(k.public().to_verifying_key().unwrap().to_bytes(), k.public().0);
+        }
+        // Bad keys are refused each time and never cached.
+        let mut id = [0u8; 32];
+        id[0] = 1;
+        // y = 2: (y² - 1) / (d·y² + 1) is not a square mod p, so no point has it.
+        let mut two = [0u8; 32];
+        two[0] = 2;
+        let not_a_point = PublicKey(two);
+        for _ in 0..3 {
+            assert_eq!(PublicKey(id).to_verifying_key().err(), Some(SigError::WeakKey));
+            assert_eq!(not_a_point.to_verifying_key().err(), Some(SigError::BadKey));
+        }
+        assert!(verifying_keys().get(&id).is_none());
+        assert!(verifying_keys().get(&two).is_none());
+        // Many senders: each one's answers are right whether its key was cached or not.
+        let keys: Vec<Keypair> = (0..200u64).map(|i| Keypair::from_seed(sha256(&i.to_be_bytes()).0)).collect();
+        for _ in 0..2 {
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(k.public().verify_strict(msg, &k.sign(msg)), Ok(()));
+                let other = &keys[(i + 1) % keys.len()];
+                assert_eq!(k.public().verify_strict(msg, &other.sign(msg)), Err(SigError::Invalid));
+            }
+        }
+        assert!(verifying_keys().len() <= crate::limits::VERIFYING_KEY_CACHE_MAX);
     }
 
     #[test]

@@ -84,6 +84,32 @@ impl Ledger {
         Ok(outcomes)
     }
 
+    /// Whether each id is committed. An id pending in the mempool is not: a commit drops its
+    /// transactions from the mempool before it returns, so outside a commit the mempool never
+    /// holds a committed one. Only the other ids are asked of the store, in one batched read.
+    /// Exact for the one task that commits (between its commits); for anyone else an id in a
+    /// commit under way may read as not committed, as it would a moment earlier.
+    pub fn committed(&self, ids: &[Hash]) -> Result<Vec<bool>, ChainError> {
+        self.ask_store_unless_pending(ids, false)
+    }
+
+    /// Whether each id is pending or committed (what gossip need not verify again), asking the
+    /// store only for the ids not pending.
+    pub fn known(&self, ids: &[Hash]) -> Result<Vec<bool>, ChainError> {
+        self.ask_store_unless_pending(ids, true)
+    }
+
+    fn ask_store_unless_pending(&self, ids: &[Hash], pending_answer: bool) -> Result<Vec<bool>, ChainError> {
+        let pending = self.mempool.contains_each(ids);
+        let mut answers: Vec<bool> = pending.iter().map(|p| *p && pending_answer).collect();
+        let (ask, at): (Vec<Hash>, Vec<usize>) =
+            ids.iter().zip(pending).enumerate().filter(|(_, (_, p))| !p).map(|(i, (id, _))| (*id, i)).unzip();
+        for (i, committed) in at.into_iter().zip(self.store.committed(&ask)?) {
+            answers[i] = committed;
+        }
+        Ok(answers)
+    }
+
     /// Stores a block and its state writes in one synced write, then drops its transactions
     /// from the mempool, then tells the observers. On a store error nothing else changes.
     pub fn commit(&self, block: &Block, writes: &[Op]) -> Result<(), ChainError> {
@@ -195,6 +221,21 @@ mod tests {
             *log.seen.lock().unwrap(),
             ["admitted 3 pending 3", "committed 1 pending 1", "admitted 1 pending 1"]
         );
+    }
+
+    #[test]
+    fn committed_and_known_ask_the_store_only_for_what_is_not_pending() {
+        let (ledger, _, genesis) = ledger();
+        let txs: Vec<VerifiedTx> = (0..4).map(tx).collect();
+        ledger.admit(txs[..3].to_vec()).unwrap();
+        let header = BatchHeader::for_txs(1, 1, Keypair::from_seed([1; 32]).public(), &txs[..1]);
+        let (block, exec) = Block::build(CHAIN, &genesis, header, &txs[..1], &[false], None);
+        ledger.commit(&block, &exec.writes).unwrap();
+        // txs[0] committed, txs[1] and txs[2] pending, txs[3] unknown.
+        let ids: Vec<Hash> = txs.iter().map(VerifiedTx::id).collect();
+        assert_eq!(ledger.committed(&ids).unwrap(), [true, false, false, false]);
+        assert_eq!(ledger.known(&ids).unwrap(), [true, true, true, false]);
+        assert_eq!(ledger.committed(&[]).unwrap(), Vec::<bool>::new());
     }
 
     #[test]

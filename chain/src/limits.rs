@@ -20,6 +20,10 @@ pub const BATCH_MAX_TXS: usize = 1000;
 pub const MEMPOOL_MAX_TXS: usize = 200_000;
 /// The most bytes of transactions a node's mempool holds (node config `mempool_max_bytes`).
 pub const MEMPOOL_MAX_BYTES: usize = 256 * 1024 * 1024;
+/// The most senders' decompressed verifying keys kept in memory (see
+/// `crypto::PublicKey::to_verifying_key`): about 7 MiB at this size, and a sender outside it
+/// costs one decompression, never a wrong answer.
+pub const VERIFYING_KEY_CACHE_MAX: usize = 32_768;
 /// The largest block-sync response, in encoded bytes: a serving node fills a response up to it
 /// and a receiving node refuses a larger one.
 pub const SYNC_RESPONSE_MAX_BYTES: usize = 64 * 1024 * 1024;

@@ -115,22 +115,25 @@ impl Mempool {
     /// `tx_id` is pending (including one earlier in `txs`) or committed in `store` changes
     /// nothing; so does one that would break a limit, while later, smaller ones may still fit.
     ///
-    /// The store is asked while the mempool is locked, so a commit that lands in between is seen
-    /// either here (`AlreadyCommitted`) or by the `remove_committed` that follows it.
+    /// Only the ids not pending here are asked of the store (one batched read): a pending
+    /// transaction is a duplicate whatever the store says. The store is asked while the mempool
+    /// is locked, so a commit that lands in between is seen either here (`AlreadyCommitted`) or
+    /// by the `remove_committed` that follows it.
     pub fn admit<S: Store + ?Sized>(&self, store: &S, txs: Vec<VerifiedTx>) -> Result<Vec<Admission>, ChainError> {
-        let ids: Vec<Hash> = txs.iter().map(VerifiedTx::id).collect();
         let mut inner = self.lock();
-        let committed = store.committed(&ids)?;
-        assert_eq!(committed.len(), ids.len(), "the store answers once per id");
+        let unknown: Vec<Hash> = txs.iter().map(VerifiedTx::id).filter(|id| !inner.index.contains_key(id)).collect();
+        let committed = store.committed(&unknown)?;
+        assert_eq!(committed.len(), unknown.len(), "the store answers once per id");
+        let committed: std::collections::HashSet<Hash> =
+            unknown.into_iter().zip(committed).filter(|(_, c)| *c).map(|(id, _)| id).collect();
         let outcomes = txs
             .into_iter()
-            .zip(committed)
-            .map(|(tx, was_committed)| {
+            .map(|tx| {
                 let id = tx.id();
-                if was_committed {
-                    Admission::AlreadyCommitted
-                } else if inner.index.contains_key(&id) {
+                if inner.index.contains_key(&id) {
                     Admission::AlreadyPending
+                } else if committed.contains(&id) {
+                    Admission::AlreadyCommitted
                 } else if inner.queue.len() >= self.config.max_txs
                     || inner.bytes + tx.wire_len() > self.config.max_bytes
                 {
@@ -199,6 +202,12 @@ impl Mempool {
 
     pub fn contains(&self, id: &Hash) -> bool {
         self.lock().index.contains_key(id)
+    }
+
+    /// Whether each id is pending, under one lock.
+    pub fn contains_each(&self, ids: &[Hash]) -> Vec<bool> {
+        let inner = self.lock();
+        ids.iter().map(|id| inner.index.contains_key(id)).collect()
     }
 
     pub fn stats(&self) -> MempoolStats {

@@ -232,6 +232,17 @@ impl TxRules {
         txs: Vec<Transaction>,
         known: &dyn Fn(&Hash) -> Option<VerifiedTx>,
     ) -> Vec<Result<VerifiedTx>> {
+        self.verify_many_split(txs, known).0
+    }
+
+    /// [`TxRules::verify_many_reusing`], also returning the transactions whose signatures this
+    /// call checked and found good (those `known` did not supply), in order: what the caller
+    /// learned, and may keep so that nobody checks them again.
+    pub fn verify_many_split(
+        &self,
+        txs: Vec<Transaction>,
+        known: &dyn Fn(&Hash) -> Option<VerifiedTx>,
+    ) -> (Vec<Result<VerifiedTx>>, Vec<VerifiedTx>) {
         enum Staged {
             Known(VerifiedTx),
             Check(Box<Transaction>, Vec<u8>, Hash),
@@ -261,16 +272,22 @@ impl TxRules {
             .collect();
         let mut sig_results = verify_batch(&checks).into_iter();
         drop(checks);
-        staged
+        let mut fresh = Vec::new();
+        let results = staged
             .drain(..)
             .map(|s| match s? {
                 Staged::Known(v) => Ok(v),
                 Staged::Check(tx, bytes, id) => match sig_results.next().expect("one result per checked transaction") {
-                    Ok(()) => Ok(VerifiedTx::new_checked(*tx, id, bytes.len())),
+                    Ok(()) => {
+                        let v = VerifiedTx::new_checked(*tx, id, bytes.len());
+                        fresh.push(v.clone());
+                        Ok(v)
+                    }
                     Err(reason) => Err(ChainError::BadSignature { tx_id: id, reason }),
                 },
             })
-            .collect()
+            .collect();
+        (results, fresh)
     }
 }
 
@@ -368,12 +385,17 @@ mod tests {
         let out = rules.verify_many_reusing(vec![a.clone(), b.clone()], &known);
         assert_eq!(out[0].as_ref().unwrap(), &va);
         assert_eq!(out[1].as_ref().unwrap().tx(), &b);
+        // Only what this call checked is reported as fresh.
+        let (out, fresh) = rules.verify_many_split(vec![a.clone(), b.clone()], &known);
+        assert_eq!(out.iter().filter(|r| r.is_ok()).count(), 2);
+        assert_eq!(fresh.iter().map(VerifiedTx::id).collect::<Vec<_>>(), [b.tx_id()]);
         // Same tx_id (the signature is not part of it), other signature: checked, and refused.
         let mut forged = a.clone();
         forged.signature = b.signature;
         assert_eq!(forged.tx_id(), a.tx_id());
-        let out = rules.verify_many_reusing(vec![forged], &known);
+        let (out, fresh) = rules.verify_many_split(vec![forged], &known);
         assert!(matches!(out[0], Err(ChainError::BadSignature { .. })), "{out:?}");
+        assert!(fresh.is_empty(), "a refused transaction is never reported fresh");
         // A known id does not bypass the static rules of another chain either.
         let other = TxRules::new("other-chain");
         assert!(matches!(other.verify_many_reusing(vec![b], &|_| None)[0], Err(ChainError::WrongChainId { .. })));

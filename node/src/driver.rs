@@ -182,7 +182,7 @@ async fn execute<V: Verifier>(
 /// Executes an ordered batch on the tip and stores the block with its certificate.
 fn commit(shared: &Shared, prev: &Block, batch: CommittedBatch) -> anyhow::Result<Block> {
     let ids: Vec<Hash> = batch.txs.iter().map(|t| t.id()).collect();
-    let committed = shared.store.committed(&ids)?;
+    let committed = shared.ledger.committed(&ids)?;
     let (block, exec) =
         Block::build(&shared.genesis.chain_id, prev, batch.header, &batch.txs, &committed, Some(batch.certificate));
     shared.ledger.commit(&block, &exec.writes)?;

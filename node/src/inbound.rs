@@ -121,20 +121,14 @@ fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
     // in PRE-PREPAREs): ids already pending or committed here would be refused anyway, so their
     // signatures are not checked again.
     let ids: Vec<Hash> = txs.iter().map(Transaction::tx_id).collect();
-    let committed = match shared.store.committed(&ids) {
-        Ok(c) => c,
+    let known = match shared.ledger.known(&ids) {
+        Ok(k) => k,
         Err(e) => {
             warn!(error = %e, "could not look up gossiped transactions");
             return;
         }
     };
-    let mempool = shared.ledger.mempool();
-    let fresh: Vec<Transaction> = txs
-        .into_iter()
-        .zip(ids.iter().zip(committed))
-        .filter(|(_, (id, done))| !done && !mempool.contains(id))
-        .map(|(tx, _)| tx)
-        .collect();
+    let fresh: Vec<Transaction> = txs.into_iter().zip(known).filter(|(_, known)| !known).map(|(tx, _)| tx).collect();
     if fresh.is_empty() {
         return;
     }
@@ -142,11 +136,9 @@ fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
     let offered = checked.len();
     let verified: Vec<VerifiedTx> = checked.into_iter().filter_map(Result::ok).collect();
     shared.chain.metrics().rejected(ordo_api::metrics::RejectReason::invalid, (offered - verified.len()) as u64);
-    match shared.ledger.admit(verified) {
-        // The driver follows the mempool; wake it.
-        Ok(outcomes) if outcomes.contains(&ordo_chain::Admission::Admitted) => shared.admitted.notify_one(),
-        Ok(_) => {}
-        Err(e) => warn!(peer = %from, error = %e, "could not admit gossiped transactions"),
+    // Admitting wakes the driver (`shared::WakeDriver`).
+    if let Err(e) = shared.ledger.admit(verified) {
+        warn!(peer = %from, error = %e, "could not admit gossiped transactions");
     }
 }
 

@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 use crate::driver::{self, Inbound};
 use crate::marker::RaftMarker;
-use crate::shared::{now_ms, watch_readiness, Shared};
+use crate::shared::{now_ms, watch_readiness, Shared, WakeDriver};
 
 /// How many inputs may wait for the consensus driver before senders are slowed down.
 pub const DRIVER_QUEUE_CAPACITY: usize = 4096;
@@ -73,7 +73,9 @@ struct Setup {
     store: Arc<RocksStore>,
     tip: Block,
     rules: TxRules,
-    mempool: Arc<Mempool>,
+    ledger: Arc<Ledger>,
+    /// Woken by every admission to the ledger (see `shared::WakeDriver`).
+    admitted: Arc<tokio::sync::Notify>,
 }
 
 async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
@@ -104,7 +106,10 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
     let rules = TxRules { chain_id: genesis.chain_id.clone(), limits: cfg.limits, clients: genesis.clients.clone() };
     let mempool =
         Arc::new(Mempool::new(MempoolConfig { max_txs: cfg.mempool_max_txs, max_bytes: cfg.mempool_max_bytes }));
-    let setup = Setup { cfg, genesis, key, info, store, tip, rules, mempool };
+    let ledger = Arc::new(Ledger::new(store.clone() as Arc<dyn Store>, mempool)?);
+    let admitted = Arc::new(tokio::sync::Notify::new());
+    ledger.observe(Arc::new(WakeDriver(admitted.clone())));
+    let setup = Setup { cfg, genesis, key, info, store, tip, rules, ledger, admitted };
     match setup.genesis.consensus {
         ConsensusKind::Pbft => {
             let (replica, verifier) = build_pbft(&setup, g_block.hash)?;
@@ -155,9 +160,17 @@ fn build_pbft(s: &Setup, genesis_hash: ordo_chain::Hash) -> anyhow::Result<(Repl
     pbft.pool_max_bytes = pbft.pool_max_bytes.max(s.cfg.mempool_max_bytes);
     // A backup verified most of a PRE-PREPARE's transactions already, when they were gossiped
     // to it: batch verification takes those from the mempool instead of checking them twice.
-    let known = s.mempool.clone();
+    // And the ones a PRE-PREPARE brings first are admitted to the mempool once checked, so
+    // that their gossip, arriving later, finds them pending and is not checked again either.
+    let known = s.ledger.mempool().clone();
+    let ledger = s.ledger.clone();
     let verify_ctx = VerifyContext::new(s.genesis.committee(), s.rules.clone(), &pbft)
-        .with_known_txs(Arc::new(move |id: &ordo_chain::Hash| known.get(id)));
+        .with_known_txs(Arc::new(move |id: &ordo_chain::Hash| known.get(id)))
+        .with_fresh_txs(Arc::new(move |txs| {
+            if let Err(e) = ledger.admit(txs) {
+                warn!(error = %e, "could not keep a PRE-PREPARE's transactions in the mempool");
+            }
+        }));
     let restore = ordo_consensus::pbft::replica::Restore {
         safety: s.store.load_safety()?,
         executed_height: s.tip.height(),
@@ -175,7 +188,7 @@ fn build_pbft(s: &Setup, genesis_hash: ordo_chain::Hash) -> anyhow::Result<(Repl
 /// Starts networking, the driver of `engine`, the API and the background tasks, and runs until
 /// a signal or a fatal driver error.
 async fn serve<E: Engine>(setup: Setup, engine: E, verifier: E::Verifier) -> anyhow::Result<()> {
-    let Setup { cfg, genesis, key, info, store, tip: _, rules, mempool } = setup;
+    let Setup { cfg, genesis, key, info, store, tip: _, rules, ledger, admitted } = setup;
     let me = key.public();
     let shutdown = CancellationToken::new();
     let validators: Vec<ValidatorPeer> = genesis
@@ -189,7 +202,6 @@ async fn serve<E: Engine>(setup: Setup, engine: E, verifier: E::Verifier) -> any
     let (p2p, events) = ordo_p2p::spawn(p2p_cfg, shutdown.clone()).await.context("could not start networking")?;
 
     let metrics = ordo_api::metrics::Metrics::new(genesis.consensus.as_str(), genesis.validators.len());
-    let ledger = Arc::new(Ledger::new(store.clone() as Arc<dyn Store>, mempool)?);
     let chain = LocalChain::new(ledger.clone(), metrics)?;
     let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
     let status = engine.status();
@@ -204,7 +216,7 @@ async fn serve<E: Engine>(setup: Setup, engine: E, verifier: E::Verifier) -> any
         quorum: engine.quorum(),
         faults_tolerated: verifier.faults_tolerated(),
         raft_marker: (genesis.consensus == ConsensusKind::Raft).then(|| RaftMarker::new(&cfg, &genesis)),
-        admitted: tokio::sync::Notify::new(),
+        admitted,
         status: RwLock::new(status),
         syncing: AtomicBool::new(false),
         runtime: tokio::runtime::Handle::current(),

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ordo_api::node::{ConsensusRound, PeerStatus as ApiPeer};
 use ordo_api::{Admission, ApiError, LocalChain, NodeHandle, NodeStatus, Readiness, ValidatorStatus};
 use ordo_chain::store::RocksStore;
-use ordo_chain::{Ledger, PublicKey, TxRules, VerifiedTx};
+use ordo_chain::{Ledger, LedgerObserver, MempoolStats, PublicKey, TxRules, VerifiedTx};
 use ordo_consensus::Status;
 use ordo_genesis::{ConsensusKind, Genesis};
 use ordo_p2p::P2pHandle;
@@ -23,6 +23,20 @@ use crate::wire;
 /// `Input::Tick`).
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Wakes the consensus driver whenever the ledger admits a transaction, whoever offered it (the
+/// API, gossip, a PRE-PREPARE): the driver follows the mempool, so none can be missed.
+pub struct WakeDriver(pub Arc<tokio::sync::Notify>);
+
+impl LedgerObserver for WakeDriver {
+    fn admitted(&self, outcomes: &[Admission], _: MempoolStats) {
+        if outcomes.contains(&Admission::Admitted) {
+            self.0.notify_one();
+        }
+    }
+
+    fn committed(&self, _: &ordo_chain::Block, _: Duration, _: MempoolStats) {}
 }
 
 /// What every task of the node shares.
@@ -45,7 +59,7 @@ pub struct Shared {
     /// (written with its first persisted log write; see `marker`).
     pub raft_marker: Option<crate::marker::RaftMarker>,
     /// Woken when the mempool admitted something, which the driver then hands to the core.
-    pub admitted: tokio::sync::Notify,
+    pub admitted: Arc<tokio::sync::Notify>,
     pub status: RwLock<Status>,
     /// True while the core is fetching blocks it is missing.
     pub syncing: AtomicBool,
@@ -143,8 +157,6 @@ impl NodeHandle for Shared {
             if let Err(e) = self.runtime.block_on(p2p.publish_tx(bytes)) {
                 warn!(error = %e, "could not gossip admitted transactions; they stay in the mempool");
             }
-            // The driver follows the mempool; wake it.
-            self.admitted.notify_one();
         }
         Ok(outcomes)
     }

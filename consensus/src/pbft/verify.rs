@@ -18,6 +18,11 @@ use crate::verified::Verified;
 /// Looks up a transaction this node already verified (its mempool), by `tx_id`.
 pub type KnownTxs = Arc<dyn Fn(&Hash) -> Option<VerifiedTx> + Send + Sync>;
 
+/// Told of the transactions a PRE-PREPARE's verification checked and found good (those
+/// [`KnownTxs`] did not supply), so that the node can keep them (its mempool) and never check
+/// them again when their gossip arrives.
+pub type FreshTxs = Arc<dyn Fn(Vec<VerifiedTx>) + Send + Sync>;
+
 /// What verification needs to know about the chain; built once at start-up.
 #[derive(Clone)]
 pub struct VerifyContext {
@@ -30,6 +35,8 @@ pub struct VerifyContext {
     /// Transactions already verified here, which batch verification takes without a second
     /// signature check when they are identical (see [`TxRules::verify_many_reusing`]).
     pub known: Option<KnownTxs>,
+    /// Told of the transactions verified here for the first time.
+    pub fresh: Option<FreshTxs>,
 }
 
 impl std::fmt::Debug for VerifyContext {
@@ -41,6 +48,7 @@ impl std::fmt::Debug for VerifyContext {
             .field("watermark_window", &self.watermark_window)
             .field("message_max_bytes", &self.message_max_bytes)
             .field("known", &self.known.is_some())
+            .field("fresh", &self.fresh.is_some())
             .finish()
     }
 }
@@ -55,7 +63,14 @@ impl VerifyContext {
             watermark_window: config.watermark_window,
             message_max_bytes: config.message_max_bytes,
             known: None,
+            fresh: None,
         }
+    }
+
+    /// Reports the transactions a batch verification checked for the first time to `fresh`.
+    pub fn with_fresh_txs(mut self, fresh: FreshTxs) -> Self {
+        self.fresh = Some(fresh);
+        self
     }
 
     /// Lets batch verification reuse transactions this node already verified.
@@ -65,11 +80,20 @@ impl VerifyContext {
     }
 
     /// Verifies a batch's transactions, reusing the known ones.
-    pub(crate) fn verify_txs(&self, txs: Vec<Transaction>) -> Vec<ordo_chain::Result<VerifiedTx>> {
-        match &self.known {
-            Some(k) => self.rules.verify_many_reusing(txs, &**k),
-            None => self.rules.verify_many(txs),
+    /// `report_fresh`: tell [`VerifyContext::fresh`] of the ones checked here for the first time
+    /// (a PRE-PREPARE's; not those of a catch-up block or a view-change proof, which are about
+    /// to commit or committed long ago).
+    pub(crate) fn verify_txs(&self, txs: Vec<Transaction>, report_fresh: bool) -> Vec<ordo_chain::Result<VerifiedTx>> {
+        let (results, fresh) = match &self.known {
+            Some(k) => self.rules.verify_many_split(txs, &**k),
+            None => self.rules.verify_many_split(txs, &|_| None),
+        };
+        if let Some(tell) = self.fresh.as_ref().filter(|_| report_fresh) {
+            if !fresh.is_empty() {
+                tell(fresh);
+            }
         }
+        results
     }
 
     /// The primary of `view`: validator `view mod n` in genesis order.

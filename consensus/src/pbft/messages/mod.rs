@@ -225,6 +225,16 @@ impl Batch<Transaction> {
     /// Verifies every transaction (one batched signature check), refuses duplicates inside the
     /// batch, and checks that the header's count and Merkle root describe these transactions.
     pub fn verify(self, ctx: &VerifyContext) -> Result<Batch<VerifiedTx>> {
+        self.verify_reporting(ctx, false)
+    }
+
+    /// [`Batch::verify`] for a PRE-PREPARE's batch: the transactions checked here for the first
+    /// time are also reported to the context's `fresh` hook (the node's mempool keeps them).
+    pub fn verify_proposed(self, ctx: &VerifyContext) -> Result<Batch<VerifiedTx>> {
+        self.verify_reporting(ctx, true)
+    }
+
+    fn verify_reporting(self, ctx: &VerifyContext, report_fresh: bool) -> Result<Batch<VerifiedTx>> {
         let height = self.header.height;
         if self.txs.len() > ctx.batch_max_txs {
             return Err(ConsensusError::BatchTooLarge { height, count: self.txs.len(), max: ctx.batch_max_txs });
@@ -233,7 +243,7 @@ impl Batch<Transaction> {
             return Err(ConsensusError::BatchMismatch { height, what: "tx_count" });
         }
         let mut txs = Vec::with_capacity(self.txs.len());
-        for (index, r) in ctx.verify_txs(self.txs).into_iter().enumerate() {
+        for (index, r) in ctx.verify_txs(self.txs, report_fresh).into_iter().enumerate() {
             match r {
                 Ok(t) => txs.push(t),
                 Err(reason) => return Err(ConsensusError::BadTransaction { height, index, reason }),

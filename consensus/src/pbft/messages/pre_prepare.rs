@@ -76,7 +76,7 @@ impl PrePrepare<Transaction> {
             &pre_prepare_bytes(&ctx.chain_id, self.view, self.height(), &d),
             &self.signature,
         )?;
-        let batch = self.batch.verify(ctx)?;
+        let batch = self.batch.verify_proposed(ctx)?;
         Ok(PrePrepare { view: self.view, batch, from: self.from, signature: self.signature })
     }
 }
