@@ -205,8 +205,13 @@ async fn run_outsider(genesis: &Genesis, next_height: u64) -> Value {
                     }
                 };
                 publish(p2p.publish_tx(tx_payload.clone()).await);
+                // Consensus broadcasts go direct (issue 11), so they count as direct sends:
+                // queued while a refused connection is still half-open, never delivered.
                 for m in &consensus {
-                    publish(p2p.broadcast_consensus(m.clone()).await);
+                    match p2p.broadcast_consensus(m.clone()).await {
+                        Ok(()) => direct_ok += 1,
+                        Err(_) => direct_err += 1,
+                    }
                 }
                 for to in &targets {
                     for m in &consensus {

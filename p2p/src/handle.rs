@@ -66,11 +66,11 @@ pub(crate) struct Shared {
     pub local_addrs: Mutex<Vec<String>>,
 }
 
-/// Which gossip topic a publish goes to.
+/// Which gossip topic a publish goes to. Consensus broadcasts go direct
+/// ([`P2pHandle::broadcast_consensus`]), never by gossip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GossipKind {
     Tx,
-    Consensus,
 }
 
 /// Work for the network task; each carries the channel its result goes back on.
@@ -78,6 +78,7 @@ pub(crate) enum GossipKind {
 pub(crate) enum Command {
     Publish { kind: GossipKind, bytes: Vec<u8>, reply: oneshot::Sender<Result<()>> },
     SendDirect { to: PublicKey, bytes: Vec<u8>, reply: oneshot::Sender<Result<()>> },
+    BroadcastDirect { bytes: Vec<u8>, reply: oneshot::Sender<Result<()>> },
     RequestBlocks { from: PublicKey, from_height: u64, to_height: u64, reply: oneshot::Sender<Result<Vec<u8>>> },
 }
 
@@ -118,10 +119,15 @@ impl P2pHandle {
         self.call(|reply| Command::Publish { kind: GossipKind::Tx, bytes, reply }).await
     }
 
-    /// Gossips a consensus message to every validator.
+    /// Sends a consensus message to every connected validator, each over its own authenticated
+    /// connection (as [`P2pHandle::send_consensus`] does for one). Not through gossipsub: in a
+    /// committee where every validator is connected to every other, forwarding would only add
+    /// copies, and each gossiped message would be signed and verified once more on top of the
+    /// consensus signatures inside it and the connection's authentication (docs/p2p.md). Fails
+    /// only when no validator is connected.
     pub async fn broadcast_consensus(&self, bytes: Vec<u8>) -> Result<()> {
         self.check_size("consensus", &bytes)?;
-        self.call(|reply| Command::Publish { kind: GossipKind::Consensus, bytes, reply }).await
+        self.call(|reply| Command::BroadcastDirect { bytes, reply }).await
     }
 
     /// Sends a consensus message to one validator. Returns once the message is queued on a live

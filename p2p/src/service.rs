@@ -670,9 +670,6 @@ impl Service {
         if message.topic == self.topics.tx.hash() {
             self.emit(P2pEvent::Tx { from, bytes: message.data });
             MessageAcceptance::Accept
-        } else if message.topic == self.topics.consensus.hash() {
-            self.emit(P2pEvent::Consensus { from, bytes: message.data });
-            MessageAcceptance::Accept
         } else if message.topic == self.topics.peers.hash() {
             self.on_announcement(&message.data)
         } else {
@@ -847,7 +844,6 @@ impl Service {
             Command::Publish { kind, bytes, reply } => {
                 let topic = match kind {
                     GossipKind::Tx => self.topics.tx.clone(),
-                    GossipKind::Consensus => self.topics.consensus.clone(),
                 };
                 let result = self.swarm.behaviour_mut().gossip.publish(topic.clone(), bytes).map(|_| ()).map_err(|e| {
                     let reason = match e {
@@ -864,6 +860,30 @@ impl Service {
                 let result = self.connected_peer(&to).map(|peer| {
                     self.swarm.behaviour_mut().direct.send_request(&peer, bytes);
                 });
+                let _ = reply.send(result);
+            }
+            Command::BroadcastDirect { bytes, reply } => {
+                let me = self.local_peer;
+                let connected: Vec<PeerId> = self
+                    .committee
+                    .members()
+                    .iter()
+                    .map(|m| m.peer_id)
+                    .filter(|p| *p != me && self.peers.get(p).is_some_and(|s| s.connections > 0))
+                    .collect();
+                let result = match connected.split_last() {
+                    None => Err(P2pError::Publish {
+                        topic: "consensus (direct)".into(),
+                        reason: "no validator is connected".into(),
+                    }),
+                    Some((last, rest)) => {
+                        for peer in rest {
+                            self.swarm.behaviour_mut().direct.send_request(peer, bytes.clone());
+                        }
+                        self.swarm.behaviour_mut().direct.send_request(last, bytes);
+                        Ok(())
+                    }
+                };
                 let _ = reply.send(result);
             }
             Command::RequestBlocks { from, from_height, to_height, reply } => {
