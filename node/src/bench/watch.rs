@@ -9,13 +9,24 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 use ordo_chain::Hash;
 
-use super::http::{agent, get_json, READ_TIMEOUT_MS};
+use super::http::{agent, get_typed, READ_TIMEOUT_MS};
 use super::submit::Offer;
 
 /// How often a node is asked for a block that does not exist yet.
 pub const WATCH_POLL_MS: u64 = 5;
 /// How long one node may go without the next block before the follower asks another node.
 pub const WATCH_SWITCH_AFTER_MS: u64 = 1_000;
+
+/// What the follower reads of a block (protocol §7): its transactions' ids, nothing else.
+#[derive(serde::Deserialize)]
+struct BlockTxIds {
+    txs: Vec<TxId>,
+}
+
+#[derive(serde::Deserialize)]
+struct TxId {
+    tx_id: Hash,
+}
 
 /// What the follower saw.
 pub struct Seen {
@@ -48,12 +59,11 @@ pub fn follow(
         if offer.offering_done() && seen.committed + offer.given_up() >= wanted.len() {
             break;
         }
-        match get_json(&agent, &urls[node], &format!("/v1/blocks/{next}")) {
+        match get_typed::<BlockTxIds>(&agent, &urls[node], &format!("/v1/blocks/{next}")) {
             Ok(Some(block)) => {
                 let at = Instant::now();
                 let mut ours = false;
-                for tx in block["txs"].as_array().map(Vec::as_slice).unwrap_or_default() {
-                    let Some(id) = tx["tx_id"].as_str().and_then(|s| Hash::from_hex(s).ok()) else { continue };
+                for TxId { tx_id: id } in block.txs {
                     if let Some(&i) = wanted.get(&id) {
                         if seen.commit_at[i].is_none() {
                             seen.commit_at[i] = Some(at);
