@@ -14,7 +14,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::mempool::{Admission, Mempool, MempoolStats};
+use crate::mempool::{committed_unless_pending, Admission, Mempool, MempoolStats};
 use crate::store::{Store, TxLocation};
 use crate::{Block, ChainError, Hash, Op, Transaction, VerifiedTx};
 
@@ -101,13 +101,8 @@ impl Ledger {
 
     fn ask_store_unless_pending(&self, ids: &[Hash], pending_answer: bool) -> Result<Vec<bool>, ChainError> {
         let pending = self.mempool.contains_each(ids);
-        let mut answers: Vec<bool> = pending.iter().map(|p| *p && pending_answer).collect();
-        let (ask, at): (Vec<Hash>, Vec<usize>) =
-            ids.iter().zip(pending).enumerate().filter(|(_, (_, p))| !p).map(|(i, (id, _))| (*id, i)).unzip();
-        for (i, committed) in at.into_iter().zip(self.store.committed(&ask)?) {
-            answers[i] = committed;
-        }
-        Ok(answers)
+        let committed = committed_unless_pending(self.store.as_ref(), ids, &pending)?;
+        Ok(pending.into_iter().zip(committed).map(|(p, c)| c || (p && pending_answer)).collect())
     }
 
     /// Stores a block and its state writes in one synced write, then drops its transactions

@@ -12,6 +12,25 @@ use crate::store::Store;
 use crate::{ChainError, Hash, VerifiedTx};
 use serde::{Deserialize, Serialize};
 
+/// Whether each id is committed, asking the store (in one batched read) only for the ids not
+/// `pending`: a pending id is never committed outside a commit under way (see
+/// [`crate::Ledger::committed`]), so it reads `false` without a lookup.
+pub(crate) fn committed_unless_pending<S: Store + ?Sized>(
+    store: &S,
+    ids: &[Hash],
+    pending: &[bool],
+) -> Result<Vec<bool>, ChainError> {
+    let (ask, at): (Vec<Hash>, Vec<usize>) =
+        ids.iter().zip(pending).enumerate().filter(|(_, (_, p))| !**p).map(|(i, (id, _))| (*id, i)).unzip();
+    let answers = store.committed(&ask)?;
+    assert_eq!(answers.len(), ask.len(), "the store answers once per id");
+    let mut committed = vec![false; ids.len()];
+    for (i, c) in at.into_iter().zip(answers) {
+        committed[i] = c;
+    }
+    Ok(committed)
+}
+
 /// The mempool's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -121,18 +140,18 @@ impl Mempool {
     /// by the `remove_committed` that follows it.
     pub fn admit<S: Store + ?Sized>(&self, store: &S, txs: Vec<VerifiedTx>) -> Result<Vec<Admission>, ChainError> {
         let mut inner = self.lock();
-        let unknown: Vec<Hash> = txs.iter().map(VerifiedTx::id).filter(|id| !inner.index.contains_key(id)).collect();
-        let committed = store.committed(&unknown)?;
-        assert_eq!(committed.len(), unknown.len(), "the store answers once per id");
-        let committed: std::collections::HashSet<Hash> =
-            unknown.into_iter().zip(committed).filter(|(_, c)| *c).map(|(id, _)| id).collect();
+        let ids: Vec<Hash> = txs.iter().map(VerifiedTx::id).collect();
+        let pending: Vec<bool> = ids.iter().map(|id| inner.index.contains_key(id)).collect();
+        let committed = committed_unless_pending(store, &ids, &pending)?;
         let outcomes = txs
             .into_iter()
-            .map(|tx| {
+            .zip(committed)
+            .map(|(tx, was_committed)| {
                 let id = tx.id();
+                // Checked again, not taken from `pending`: an id may repeat within `txs`.
                 if inner.index.contains_key(&id) {
                     Admission::AlreadyPending
-                } else if committed.contains(&id) {
+                } else if was_committed {
                     Admission::AlreadyCommitted
                 } else if inner.queue.len() >= self.config.max_txs
                     || inner.bytes + tx.wire_len() > self.config.max_bytes

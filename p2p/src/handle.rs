@@ -66,20 +66,29 @@ pub(crate) struct Shared {
     pub local_addrs: Mutex<Vec<String>>,
 }
 
-/// Which gossip topic a publish goes to. Consensus broadcasts go direct
-/// ([`P2pHandle::broadcast_consensus`]), never by gossip.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GossipKind {
-    Tx,
-}
-
 /// Work for the network task; each carries the channel its result goes back on.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Publish { kind: GossipKind, bytes: Vec<u8>, reply: oneshot::Sender<Result<()>> },
-    SendDirect { to: PublicKey, bytes: Vec<u8>, reply: oneshot::Sender<Result<()>> },
-    BroadcastDirect { bytes: Vec<u8>, reply: oneshot::Sender<Result<()>> },
-    RequestBlocks { from: PublicKey, from_height: u64, to_height: u64, reply: oneshot::Sender<Result<Vec<u8>>> },
+    /// Gossip on the transaction topic. (Consensus messages go direct, never by gossip.)
+    PublishTx {
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    SendDirect {
+        to: PublicKey,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    BroadcastDirect {
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    RequestBlocks {
+        from: PublicKey,
+        from_height: u64,
+        to_height: u64,
+        reply: oneshot::Sender<Result<Vec<u8>>>,
+    },
 }
 
 /// A cheap, cloneable handle on the network task. Every call fails with `P2pError::Stopped` once
@@ -116,7 +125,7 @@ impl P2pHandle {
     /// is subscribed yet.
     pub async fn publish_tx(&self, bytes: Vec<u8>) -> Result<()> {
         self.check_size("tx", &bytes)?;
-        self.call(|reply| Command::Publish { kind: GossipKind::Tx, bytes, reply }).await
+        self.call(|reply| Command::PublishTx { bytes, reply }).await
     }
 
     /// Sends a consensus message to every connected validator, each over its own authenticated

@@ -31,7 +31,7 @@ use crate::announce::Announcement;
 use crate::behaviour::{build_swarm, OrdoBehaviour, OrdoBehaviourEvent, Topics, SYNC_REQUEST_BYTES};
 use crate::config::P2pConfig;
 use crate::error::{P2pError, Result};
-use crate::handle::{Command, GossipKind, P2pEvent, P2pHandle, PeerStatus, Shared};
+use crate::handle::{Command, P2pEvent, P2pHandle, PeerStatus, Shared};
 use crate::identity::{peer_id_of, Committee};
 
 /// How often the task looks for validators to redial.
@@ -833,18 +833,21 @@ impl Service {
 
     fn connected_peer(&self, key: &PublicKey) -> Result<PeerId> {
         let member = self.committee.member_by_key(key).ok_or(P2pError::UnknownValidator { key: *key })?;
-        match self.peers.get(&member.peer_id) {
-            Some(p) if p.connections > 0 => Ok(member.peer_id),
-            _ => Err(P2pError::PeerNotConnected { key: *key }),
+        if self.is_connected(&member.peer_id) {
+            Ok(member.peer_id)
+        } else {
+            Err(P2pError::PeerNotConnected { key: *key })
         }
+    }
+
+    fn is_connected(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.connections > 0)
     }
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Publish { kind, bytes, reply } => {
-                let topic = match kind {
-                    GossipKind::Tx => self.topics.tx.clone(),
-                };
+            Command::PublishTx { bytes, reply } => {
+                let topic = self.topics.tx.clone();
                 let result = self.swarm.behaviour_mut().gossip.publish(topic.clone(), bytes).map(|_| ()).map_err(|e| {
                     let reason = match e {
                         gossipsub::PublishError::NoPeersSubscribedToTopic => {
@@ -869,7 +872,7 @@ impl Service {
                     .members()
                     .iter()
                     .map(|m| m.peer_id)
-                    .filter(|p| *p != me && self.peers.get(p).is_some_and(|s| s.connections > 0))
+                    .filter(|p| *p != me && self.is_connected(p))
                     .collect();
                 let result = match connected.split_last() {
                     None => Err(P2pError::Publish {
