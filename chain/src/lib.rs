@@ -40,4 +40,4 @@ pub use crypto::{Hash, Keypair, PublicKey, Signature};
 pub use error::{ChainError, Result};
 pub use ledger::{Ledger, LedgerObserver, TxStatus};
 pub use mempool::{Admission, Mempool, MempoolConfig, MempoolStats};
-pub use tx::{Op, Transaction, TxResult, TxRules, VerifiedTx};
+pub use tx::{Op, StagedTx, Transaction, TxResult, TxRules, VerifiedTx};

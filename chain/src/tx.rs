@@ -106,6 +106,14 @@ impl Transaction {
         sha256(&self.signing_bytes())
     }
 
+    /// Computes the signing bytes and `tx_id` once, for a caller that needs the id before it
+    /// verifies (the gossip path looks ids up first) and must not pay for them twice.
+    pub fn stage(self) -> StagedTx {
+        let bytes = self.signing_bytes();
+        let id = sha256(&bytes);
+        StagedTx { tx: self, bytes, id }
+    }
+
     /// Parses the JSON form, reporting malformed input as `ChainError::Json`/`BadHex`.
     pub fn from_json(body: &[u8]) -> Result<Transaction> {
         serde_json::from_slice(body).map_err(|e| ChainError::Json(e.to_string()))
@@ -243,16 +251,27 @@ impl TxRules {
         txs: Vec<Transaction>,
         known: &dyn Fn(&Hash) -> Option<VerifiedTx>,
     ) -> (Vec<Result<VerifiedTx>>, Vec<VerifiedTx>) {
+        self.verify_staged_split(txs.into_iter().map(Transaction::stage).collect(), known)
+    }
+
+    /// [`TxRules::verify_many`] on transactions whose signing bytes and ids are already computed.
+    pub fn verify_staged(&self, txs: Vec<StagedTx>) -> Vec<Result<VerifiedTx>> {
+        self.verify_staged_split(txs, &|_| None).0
+    }
+
+    fn verify_staged_split(
+        &self,
+        txs: Vec<StagedTx>,
+        known: &dyn Fn(&Hash) -> Option<VerifiedTx>,
+    ) -> (Vec<Result<VerifiedTx>>, Vec<VerifiedTx>) {
         enum Staged {
             Known(VerifiedTx),
             Check(Box<Transaction>, Vec<u8>, Hash),
         }
-        // Static checks and signing bytes first; only the survivors go into the batch.
+        // Static checks first; only the survivors go into the batch.
         let mut staged: Vec<Result<Staged>> = txs
             .into_iter()
-            .map(|tx| {
-                let bytes = tx.signing_bytes();
-                let id = sha256(&bytes);
+            .map(|StagedTx { tx, bytes, id }| {
                 if let Some(v) = known(&id).filter(|v| *v.tx() == tx) {
                     return Ok(Staged::Known(v));
                 }
@@ -279,7 +298,7 @@ impl TxRules {
                 Staged::Known(v) => Ok(v),
                 Staged::Check(tx, bytes, id) => match sig_results.next().expect("one result per checked transaction") {
                     Ok(()) => {
-                        let v = VerifiedTx::new_checked(*tx, id, bytes.len());
+                        let v = VerifiedTx::new_checked(*tx, id, bytes);
                         fresh.push(v.clone());
                         Ok(v)
                     }
@@ -291,6 +310,24 @@ impl TxRules {
     }
 }
 
+/// A transaction not yet verified, with its signing bytes and `tx_id` computed
+/// ([`Transaction::stage`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedTx {
+    tx: Transaction,
+    bytes: Vec<u8>,
+    id: Hash,
+}
+
+impl StagedTx {
+    pub fn id(&self) -> Hash {
+        self.id
+    }
+    pub fn tx(&self) -> &Transaction {
+        &self.tx
+    }
+}
+
 /// A transaction that passed every rule of protocol §3, with its `tx_id`. Cheap to clone.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VerifiedTx(Arc<VerifiedInner>);
@@ -299,19 +336,21 @@ pub struct VerifiedTx(Arc<VerifiedInner>);
 struct VerifiedInner {
     tx: Transaction,
     id: Hash,
-    wire_len: usize,
+    /// The signing bytes the signature was checked over, kept so that every later encoding
+    /// (gossip, PRE-PREPARE, Raft entries) copies them instead of building them again.
+    signing_bytes: Box<[u8]>,
 }
 
 impl VerifiedTx {
-    fn new_checked(tx: Transaction, id: Hash, signing_len: usize) -> Self {
-        Self(Arc::new(VerifiedInner { tx, id, wire_len: 4 + signing_len + 64 }))
+    fn new_checked(tx: Transaction, id: Hash, signing_bytes: Vec<u8>) -> Self {
+        Self(Arc::new(VerifiedInner { tx, id, signing_bytes: signing_bytes.into_boxed_slice() }))
     }
 
     /// Wraps a transaction read back from this node's own store, which only ever holds verified
     /// transactions. Never use it on input from outside the node.
     pub fn from_trusted_store(tx: Transaction) -> Self {
         let bytes = tx.signing_bytes();
-        Self::new_checked(tx, sha256(&bytes), bytes.len())
+        Self::new_checked(tx, sha256(&bytes), bytes)
     }
 
     /// Wraps a transaction carried in a Raft leader's log entry, whose signature is not checked
@@ -322,7 +361,7 @@ impl VerifiedTx {
     /// on a PBFT chain or on input from outside the committee.
     pub fn from_crash_trusted_leader(tx: Transaction) -> Self {
         let bytes = tx.signing_bytes();
-        Self::new_checked(tx, sha256(&bytes), bytes.len())
+        Self::new_checked(tx, sha256(&bytes), bytes)
     }
 
     pub fn tx(&self) -> &Transaction {
@@ -333,7 +372,11 @@ impl VerifiedTx {
     }
     /// The size of the binary encoding, for byte limits on batches and the mempool.
     pub fn wire_len(&self) -> usize {
-        self.0.wire_len
+        4 + self.0.signing_bytes.len() + 64
+    }
+    /// Writes the binary encoding, exactly as [`Transaction::encode`] does.
+    pub fn encode(&self, w: &mut Writer) {
+        w.bytes32(&self.0.signing_bytes).sig(&self.0.tx.signature);
     }
 }
 
@@ -452,6 +495,26 @@ mod tests {
         assert_eq!(Transaction::decode(&mut r).unwrap(), tx);
         r.finish().unwrap();
         assert!(Transaction::decode(&mut Reader::new(&bytes[..bytes.len() - 1])).is_err());
+    }
+
+    #[test]
+    fn a_verified_transaction_encodes_as_its_transaction_does() {
+        for op in [put("k", "v"), put("long", &"x".repeat(300)), Op::Delete { key: "gone".into() }] {
+            let tx = Transaction::sign("ordo-testnet", &key(), 9, op);
+            let mut plain = Writer::default();
+            tx.encode(&mut plain);
+            let plain = plain.finish();
+            for v in [
+                rules().verify(tx.clone()).unwrap(),
+                rules().verify_staged(vec![tx.clone().stage()]).remove(0).unwrap(),
+            ] {
+                let mut cached = Writer::default();
+                v.encode(&mut cached);
+                assert_eq!(cached.finish(), plain);
+                assert_eq!(v.wire_len(), plain.len());
+                assert_eq!(v.id(), tx.tx_id());
+            }
+        }
     }
 
     #[test]

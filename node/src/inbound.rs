@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ordo_chain::limits::SYNC_RESPONSE_MAX_BYTES;
 use ordo_chain::store::Store;
-use ordo_chain::{Hash, PublicKey, Transaction, VerifiedTx};
+use ordo_chain::{Hash, PublicKey, StagedTx, Transaction, VerifiedTx};
 use ordo_consensus::Verifier;
 use ordo_p2p::P2pEvent;
 use tokio::sync::{mpsc, Semaphore};
@@ -120,7 +120,8 @@ fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
     // Every validator hears most transactions more than once (from the API node's gossip and
     // in PRE-PREPAREs): ids already pending or committed here would be refused anyway, so their
     // signatures are not checked again.
-    let ids: Vec<Hash> = txs.iter().map(Transaction::tx_id).collect();
+    let txs: Vec<StagedTx> = txs.into_iter().map(Transaction::stage).collect();
+    let ids: Vec<Hash> = txs.iter().map(StagedTx::id).collect();
     let known = match shared.ledger.known(&ids) {
         Ok(k) => k,
         Err(e) => {
@@ -128,11 +129,11 @@ fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
             return;
         }
     };
-    let fresh: Vec<Transaction> = txs.into_iter().zip(known).filter(|(_, known)| !known).map(|(tx, _)| tx).collect();
+    let fresh: Vec<StagedTx> = txs.into_iter().zip(known).filter(|(_, known)| !known).map(|(tx, _)| tx).collect();
     if fresh.is_empty() {
         return;
     }
-    let checked = shared.rules.verify_many(fresh);
+    let checked = shared.rules.verify_staged(fresh);
     let offered = checked.len();
     let verified: Vec<VerifiedTx> = checked.into_iter().filter_map(Result::ok).collect();
     shared.chain.metrics().rejected(ordo_api::metrics::RejectReason::invalid, (offered - verified.len()) as u64);

@@ -15,7 +15,7 @@ pub fn encode_txs(txs: &[VerifiedTx]) -> Vec<u8> {
     let mut w = Writer::with_capacity(txs.iter().map(|t| t.wire_len()).sum::<usize>() + 4);
     w.u32(txs.len() as u32);
     for t in txs {
-        t.tx().encode(&mut w);
+        t.encode(&mut w);
     }
     w.finish()
 }

@@ -319,7 +319,7 @@ impl EntryBatch {
         header.encode(&mut w);
         w.u32(u32::try_from(txs.len()).expect("batches are bounded"));
         for t in txs {
-            t.tx().encode(&mut w);
+            t.encode(&mut w);
         }
         w.u64(cert.term).u64(cert.height).hash(&cert.batch_digest).key(&cert.leader).sig(&cert.signature);
         w.finish()

@@ -36,17 +36,26 @@ pub use view_change::{PreparedProof, ViewChange};
 /// A transaction as carried by a message: raw from the wire, or verified inside the core.
 pub trait TxLike: Clone + std::fmt::Debug + PartialEq + Eq {
     fn transaction(&self) -> &Transaction;
+    /// Writes the binary encoding ([`Transaction::encode`]).
+    fn encode(&self, w: &mut Writer);
 }
 
 impl TxLike for Transaction {
     fn transaction(&self) -> &Transaction {
         self
     }
+    fn encode(&self, w: &mut Writer) {
+        Transaction::encode(self, w);
+    }
 }
 
 impl TxLike for VerifiedTx {
     fn transaction(&self) -> &Transaction {
         self.tx()
+    }
+    fn encode(&self, w: &mut Writer) {
+        // The signing bytes kept since verification: no rebuilding per encoding.
+        VerifiedTx::encode(self, w);
     }
 }
 
@@ -266,7 +275,7 @@ impl Batch<Transaction> {
 pub(crate) fn encode_txs<T: TxLike>(txs: &[T], w: &mut Writer) {
     w.u32(txs.len() as u32);
     for t in txs {
-        t.transaction().encode(w);
+        t.encode(w);
     }
 }
 
