@@ -76,8 +76,9 @@ impl RocksStore {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        // Blocks are large sequential values: compress them, cheaply.
-        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // No compression (each column family's `Options::default()`; the crate is built without
+        // Snappy): blocks are mostly signatures, keys and hashes, which do not compress, and
+        // compressing in flushes and compactions would take the cores that verify signatures.
         let cfs = [CF_BLOCKS, CF_HASHES, CF_TXS, CF_STATE, CF_META]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Self::cf_options(name)));
