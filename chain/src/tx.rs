@@ -323,9 +323,6 @@ impl StagedTx {
     pub fn id(&self) -> Hash {
         self.id
     }
-    pub fn tx(&self) -> &Transaction {
-        &self.tx
-    }
 }
 
 /// A transaction that passed every rule of protocol §3, with its `tx_id`. Cheap to clone.
@@ -349,8 +346,7 @@ impl VerifiedTx {
     /// Wraps a transaction read back from this node's own store, which only ever holds verified
     /// transactions. Never use it on input from outside the node.
     pub fn from_trusted_store(tx: Transaction) -> Self {
-        let bytes = tx.signing_bytes();
-        Self::new_checked(tx, sha256(&bytes), bytes)
+        Self::unchecked(tx.stage())
     }
 
     /// Wraps a transaction carried in a Raft leader's log entry, whose signature is not checked
@@ -360,8 +356,12 @@ impl VerifiedTx {
     /// The caller still applies the static rules (`Transaction::check_static`). Never use it
     /// on a PBFT chain or on input from outside the committee.
     pub fn from_crash_trusted_leader(tx: Transaction) -> Self {
-        let bytes = tx.signing_bytes();
-        Self::new_checked(tx, sha256(&bytes), bytes)
+        Self::unchecked(tx.stage())
+    }
+
+    /// For the two trusted constructors above only: no signature check.
+    fn unchecked(StagedTx { tx, bytes, id }: StagedTx) -> Self {
+        Self::new_checked(tx, id, bytes)
     }
 
     pub fn tx(&self) -> &Transaction {
