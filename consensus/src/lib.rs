@@ -14,6 +14,7 @@
 //!   family) with their wire encoding, verification, the safety record, and the replica itself.
 //! - [`raft`]: Raft for crash-only committees: tikv/raft-rs's `RawNode` behind the same trait,
 //!   with Ordo's own wire messages, block proposals, durable log actions and catch-up.
+//! - `pool`: the pending transaction pool both engines keep (FIFO, bounded, keyed id index).
 //! - [`error`]: the crate's one error type.
 //! - `sim` and `raft_sim` (feature `sim`): the seeded deterministic simulations of PBFT and of
 //!   Raft that try to break the protocols.
@@ -23,6 +24,7 @@ pub mod engine;
 pub mod error;
 pub mod interface;
 pub mod pbft;
+mod pool;
 pub mod raft;
 #[cfg(feature = "sim")]
 pub mod raft_sim;

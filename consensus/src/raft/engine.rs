@@ -37,12 +37,12 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::message::{decode_snapshot_height, EntryBatch, RaftKind, RaftMessage};
-use super::pool::Pool;
 use super::storage::{encode_entry, EngineLog, LogBase};
 use super::verify::{check_batch, RaftVerifyContext};
 use crate::config::RaftConfig;
 use crate::error::{ConsensusError, Result};
 use crate::interface::{Action, CommittedBatch, Consensus, Input, Mode, Status};
+use crate::pool::TxPool;
 
 /// What the node restores an engine from (also at first start, with an empty log).
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ pub struct RaftEngine {
     /// Digests of the committed heights above the base, to assert that the log and fetched
     /// blocks agree.
     committed_digests: BTreeMap<u64, Hash>,
-    pool: Pool,
+    pool: TxPool,
     /// This leader's proposals not yet applied, by index.
     in_flight: BTreeMap<u64, InFlight>,
     leading: Option<Leading>,
@@ -223,6 +223,7 @@ impl RaftEngine {
         };
         rc.validate().map_err(|e| ConsensusError::Config(e.to_string()))?;
         let raw = RawNode::new(&rc, log, &discard_logger()).map_err(|e| ConsensusError::Config(e.to_string()))?;
+        let pool = TxPool::new(&key);
         let rng = ChaCha8Rng::seed_from_u64(seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let last_status = Status {
             view: 0,
@@ -251,7 +252,7 @@ impl RaftEngine {
             executed_height: restore.executed_height,
             heights: BTreeMap::new(),
             committed_digests: BTreeMap::new(),
-            pool: Pool::default(),
+            pool,
             in_flight: BTreeMap::new(),
             leading: None,
             sync: None,

@@ -11,7 +11,6 @@
 
 pub mod engine;
 pub mod message;
-mod pool;
 pub mod storage;
 pub mod verify;
 

@@ -41,7 +41,7 @@ mod pool;
 mod timers;
 mod view_change;
 
-use pool::Pool;
+use crate::pool::TxPool;
 
 /// What the node restores a replica from after a restart.
 #[derive(Debug, Clone)]
@@ -130,7 +130,7 @@ pub struct Replica {
     /// missed it learns it is behind (it may have no pending work that would otherwise make it
     /// ask), and so that it becomes stable even if its first copies were lost.
     my_checkpoint: Option<Checkpoint>,
-    pool: Pool,
+    pool: TxPool,
     next_height: u64,
     view_started_ms: u64,
     /// When the primary of the current view last showed progress (a PRE-PREPARE for a new height,
@@ -196,6 +196,7 @@ impl Replica {
             None => (safety.view, Mode::Normal),
         };
         let stable = safety.checkpoint.clone();
+        let pool = TxPool::new(&key);
         let safety = Safety::new(safety, key, ctx.chain_id.clone());
         let mut r = Replica {
             view,
@@ -217,7 +218,7 @@ impl Replica {
             new_view: None,
             new_view_answered_ms: BTreeMap::new(),
             my_checkpoint: None,
-            pool: Pool::default(),
+            pool,
             next_height: 0,
             view_started_ms: now_ms,
             primary_progress_ms: now_ms,
@@ -380,7 +381,7 @@ impl Replica {
             committed_height: self.committed_height,
             executed_height: self.executed_height,
             stable_height: self.stable.height,
-            pending_txs: self.pool.txs.len(),
+            pending_txs: self.pool.len(),
         }
     }
 

@@ -1,58 +1,8 @@
-//! The pending pool and batch formation: client transactions wait FIFO by arrival; the primary
-//! forms a batch when one is full or the oldest waited `batch_timeout_ms`, within the watermarks.
+//! Batch formation: client transactions wait FIFO by arrival in the shared pool
+//! (`crate::pool::TxPool`); the primary forms a batch when one is full or the oldest waited
+//! `batch_timeout_ms`, within the watermarks.
 
 use super::*;
-
-/// The pending transaction pool of one replica: FIFO by arrival.
-#[derive(Debug, Default)]
-pub(super) struct Pool {
-    pub(super) txs: BTreeMap<Hash, (VerifiedTx, u64, u64)>, // id -> (tx, arrival seq, arrival ms)
-    pub(super) order: BTreeMap<u64, Hash>,                  // arrival seq -> id, every pending tx
-    pub(super) unproposed: BTreeSet<u64>,                   // arrival seqs not in a batch of this view
-    pub(super) bytes: usize,
-    pub(super) next_seq: u64,
-}
-
-impl Pool {
-    pub(super) fn insert(&mut self, tx: VerifiedTx, now_ms: u64, max_txs: usize, max_bytes: usize) -> bool {
-        if self.txs.contains_key(&tx.id()) || self.txs.len() >= max_txs || self.bytes + tx.wire_len() > max_bytes {
-            return false;
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.bytes += tx.wire_len();
-        self.order.insert(seq, tx.id());
-        self.unproposed.insert(seq);
-        self.txs.insert(tx.id(), (tx, seq, now_ms));
-        true
-    }
-
-    pub(super) fn remove(&mut self, id: &Hash) {
-        if let Some((tx, seq, _)) = self.txs.remove(id) {
-            self.bytes -= tx.wire_len();
-            self.order.remove(&seq);
-            self.unproposed.remove(&seq);
-        }
-    }
-
-    pub(super) fn mark_proposed(&mut self, id: &Hash) {
-        if let Some((_, seq, _)) = self.txs.get(id) {
-            self.unproposed.remove(seq);
-        }
-    }
-
-    pub(super) fn unpropose_all(&mut self) {
-        self.unproposed = self.order.keys().copied().collect();
-    }
-
-    pub(super) fn oldest_arrival_ms(&self) -> Option<u64> {
-        self.order.values().next().map(|id| self.txs[id].2)
-    }
-
-    pub(super) fn oldest_unproposed_ms(&self) -> Option<u64> {
-        self.unproposed.iter().next().map(|s| self.txs[&self.order[s]].2)
-    }
-}
 
 impl Replica {
     // ------------------------------------------------------------------ client transactions
@@ -73,27 +23,15 @@ impl Replica {
         self.next_height = self.next_height.max(self.committed_height + 1);
         while self.next_height <= self.high_watermark()
             && self.next_height <= self.committed_height + self.cfg.max_in_flight
-            && !self.pool.unproposed.is_empty()
+            && self.pool.unproposed_count() > 0
         {
-            let (mut count, mut bytes) = (0usize, 0usize);
-            for s in &self.pool.unproposed {
-                let len = self.pool.txs[&self.pool.order[s]].0.wire_len();
-                if count == self.cfg.batch_max_txs || bytes + len > self.cfg.batch_max_bytes {
-                    break;
-                }
-                count += 1;
-                bytes += len;
-            }
-            let full = count == self.cfg.batch_max_txs || count < self.pool.unproposed.len();
+            let (max_txs, max_bytes) = (self.cfg.batch_max_txs, self.cfg.batch_max_bytes);
+            let full = self.pool.full_batch(max_txs, max_bytes);
             let waited = self.pool.oldest_unproposed_ms().is_some_and(|t| self.now_ms >= t + self.cfg.batch_timeout_ms);
-            if count == 0 || !(full || waited) {
+            if !(full || waited) {
                 return;
             }
-            let seqs: Vec<u64> = self.pool.unproposed.iter().take(count).copied().collect();
-            let txs: Vec<VerifiedTx> = seqs.iter().map(|s| self.pool.txs[&self.pool.order[s]].0.clone()).collect();
-            for s in seqs {
-                self.pool.unproposed.remove(&s);
-            }
+            let txs = self.pool.cut(max_txs, max_bytes);
             let h = self.next_height;
             let header = BatchHeader::for_txs(h, self.now_ms, self.me, &txs);
             let d = header.digest(&self.ctx.chain_id);

@@ -40,7 +40,7 @@ impl Replica {
                 // stays one view ahead, where a certificate from the committee brings it back.
                 if let Some(since) = self.vc_quorum_since_ms {
                     if self.now_ms >= since + self.timeout_ms() {
-                        if self.pool.txs.is_empty() {
+                        if self.pool.is_empty() {
                             // Nothing waits on this view change: keep waiting without escalating.
                             self.vc_quorum_since_ms = Some(self.now_ms);
                         } else {
