@@ -173,10 +173,19 @@ impl Store for RocksStore {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_BLOCKS), height, encode_block(block));
         batch.put_cf(self.cf(CF_HASHES), block.hash.0, height);
-        for (id, loc) in index_entries(block) {
+        // Each column family's entries go in in key order. RocksDB's skip-list memtable keeps a
+        // splice of the previous insert and recomputes it only below the level where it still
+        // brackets the new key: keys in ascending order reuse most of it, where a block's
+        // thousands of random tx ids would each search the memtable from the top.
+        let mut index: Vec<(Hash, TxLocation)> = index_entries(block).collect();
+        index.sort_unstable_by_key(|(id, _)| *id); // ids are unique within a block
+        for (id, loc) in index {
             batch.put_cf(self.cf(CF_TXS), id.0, encode_location(&loc));
         }
         let state = self.cf(CF_STATE);
+        // Stable, so that two writes to one key keep their order (the batch applies them in turn).
+        let mut writes: Vec<&Op> = writes.iter().collect();
+        writes.sort_by(|a, b| a.key().cmp(b.key()));
         for op in writes {
             match op {
                 Op::Put { key, value } => batch.put_cf(state, key.as_bytes(), value.as_bytes()),

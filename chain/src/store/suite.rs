@@ -107,6 +107,37 @@ pub fn large_block<S: Store>(s: &S) {
     assert_eq!(s.state_get("k999").unwrap().unwrap().len(), 100);
 }
 
+/// Writes to one key inside one block apply in the block's order, and every id of a block is
+/// indexed where it stands, whatever order the store inserts them in.
+pub fn writes_to_one_key_apply_in_block_order<S: Store>(s: &S) {
+    commit_genesis(s);
+    let del = |n: u64, k: &str| tx(n, Op::Delete { key: k.into() });
+    // Keys out of order, each written more than once: the last write to each key wins.
+    let txs = vec![
+        put(1, "m", "1"),
+        put(2, "z", "1"),
+        put(3, "a", "1"),
+        del(4, "m"),
+        put(5, "a", "2"),
+        del(6, "z"),
+        put(7, "z", "2"),
+        put(8, "m", "3"),
+        del(9, "m"),
+        put(10, "b", "x"),
+        del(11, "b"),
+        put(12, "b", "y"),
+    ];
+    let b = commit_next(s, txs.clone());
+    assert_eq!(s.state_get("a").unwrap().as_deref(), Some("2"));
+    assert_eq!(s.state_get("b").unwrap().as_deref(), Some("y"));
+    assert_eq!(s.state_get("m").unwrap(), None, "deleted last");
+    assert_eq!(s.state_get("z").unwrap().as_deref(), Some("2"));
+    for (i, t) in txs.iter().enumerate() {
+        let at = TxLocation { height: b.height(), index: i as u32, result: TxResult::Applied };
+        assert_eq!(s.tx_location(&t.id()).unwrap(), Some(at));
+    }
+}
+
 fn entries(range: std::ops::RangeInclusive<u64>, tag: u8) -> Vec<(u64, Vec<u8>)> {
     range.map(|i| (i, vec![tag, i as u8])).collect()
 }
@@ -223,6 +254,11 @@ macro_rules! store_suite {
             fn log_refuses_a_gap_and_writes_nothing() {
                 let (_guard, s) = $make;
                 super::log_refuses_a_gap_and_writes_nothing(&s);
+            }
+            #[test]
+            fn writes_to_one_key_apply_in_block_order() {
+                let (_guard, s) = $make;
+                super::writes_to_one_key_apply_in_block_order(&s);
             }
             #[test]
             fn large_block() {
