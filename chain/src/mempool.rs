@@ -418,10 +418,10 @@ mod tests {
             fn state_get(&self, _: &str) -> crate::Result<Option<String>> {
                 unreachable!("the mempool never reads state")
             }
-            fn save_safety(&self, _: &[u8]) -> crate::Result<()> {
+            fn save_safety(&self, _: &crate::store::SafetyWrite) -> crate::Result<()> {
                 unreachable!("the mempool never votes")
             }
-            fn load_safety(&self) -> crate::Result<Option<Vec<u8>>> {
+            fn load_safety(&self) -> crate::Result<Option<crate::store::StoredSafety>> {
                 unreachable!("the mempool never votes")
             }
             fn write_log(&self, _: &crate::store::LogWrite) -> crate::Result<()> {

@@ -12,7 +12,7 @@
 //!   and reports its hash back with `Input::Executed`.
 
 use ordo_chain::cert::Certificate;
-use ordo_chain::store::LogWrite;
+use ordo_chain::store::{LogWrite, SafetyWrite};
 use ordo_chain::{BatchHeader, Hash, PublicKey, VerifiedTx};
 
 use crate::verified::Verified;
@@ -71,8 +71,9 @@ pub struct Status {
 /// What a core asks its driver to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action<M> {
-    /// Durably replace the safety record (`Store::save_safety`) before executing what follows.
-    PersistSafety(Vec<u8>),
+    /// Durably replace the safety record and apply its body changes (`Store::save_safety`)
+    /// before executing what follows.
+    PersistSafety(SafetyWrite),
     /// Durably apply one atomic change of the engine's log (`Store::write_log`, synced) before
     /// executing what follows.
     PersistLog(LogWrite),

@@ -4,6 +4,7 @@
 //! interface, and the tests assert the exact actions they produce.
 
 use ordo_chain::cert::{pbft_commit_bytes, CertKind, Certificate, PbftCertificate, ValidatorSignature};
+use ordo_chain::store::{MemStore, SafetyWrite, Store, StoredSafety};
 use ordo_chain::{Block, Hash, Op, Transaction, TxRules, VerifiedTx};
 use ordo_consensus::pbft::messages::new_view::compute_plan;
 use ordo_consensus::pbft::messages::{
@@ -11,7 +12,7 @@ use ordo_consensus::pbft::messages::{
     WireMessage,
 };
 use ordo_consensus::pbft::replica::{Replica, Restore};
-use ordo_consensus::pbft::safety::SafetyRecord;
+use ordo_consensus::pbft::safety::{Safety, SafetyRecord};
 use ordo_consensus::pbft::{decode_and_verify, verify_block, VerifyContext};
 use ordo_consensus::sim::{committee, genesis, sim_config, validator_key, CHAIN_ID};
 use ordo_consensus::{Action, Consensus, ConsensusError, Input, Mode, Verified};
@@ -35,7 +36,14 @@ fn replica(i: usize) -> Replica {
     .unwrap()
 }
 
-fn restored(i: usize, safety: Vec<u8>) -> Replica {
+/// The safety record as the store holds it after one `PersistSafety` write to an empty store.
+fn stored(w: &SafetyWrite) -> StoredSafety {
+    let store = MemStore::new();
+    store.save_safety(w).unwrap();
+    store.load_safety().unwrap().unwrap()
+}
+
+fn restored(i: usize, safety: StoredSafety) -> Replica {
     let g = genesis();
     Replica::new(
         sim_config(),
@@ -73,7 +81,7 @@ fn commit(i: usize, view: u64, b: &Batch) -> Message {
 /// The safety record an input's actions persist, decoded; it always comes first.
 fn persisted(actions: &[Action<Message>]) -> Option<SafetyRecord> {
     match actions.first() {
-        Some(Action::PersistSafety(bytes)) => Some(SafetyRecord::decode(bytes).unwrap()),
+        Some(Action::PersistSafety(w)) => Some(SafetyRecord::decode_stored(&w.record, &stored(w).bodies).unwrap()),
         _ => None,
     }
 }
@@ -651,8 +659,8 @@ fn lone_replica_rejoins_the_committee_as_a_non_voting_observer() {
     feed(&mut r, commit(0, 0, &b1));
     feed(&mut r, commit(1, 0, &b1));
     let out = feed(&mut r, commit(2, 0, &b1));
-    let Some(Action::PersistSafety(bytes)) = out.first() else { panic!("record first") };
-    let mut r = restored(3, bytes.clone());
+    let Some(Action::PersistSafety(w)) = out.first() else { panic!("record first") };
+    let mut r = restored(3, stored(w));
     assert_eq!((r.status().view, r.status().mode, r.promised_view()), (0, Mode::Normal, 1));
     let out = feed(&mut r, Message::PrePrepare(pp(0, b1.clone())));
     assert_eq!(votes(&out), 0, "still no vote in view 0 after the restart");
@@ -858,8 +866,8 @@ fn restarted_replica_never_signs_a_conflicting_prepare() {
     // restart from its safety record a backup refuses a second batch at the same view/height.
     let mut r = replica(1);
     let out = feed(&mut r, Message::PrePrepare(pp(0, batch(1, 0, txs(1, 14)))));
-    let Action::PersistSafety(record) = &out[0] else { panic!("record first") };
-    let mut r = restored(1, record.clone());
+    let Action::PersistSafety(w) = &out[0] else { panic!("record first") };
+    let mut r = restored(1, stored(w));
     let out = feed(&mut r, Message::PrePrepare(pp(0, batch(1, 0, txs(2, 15)))));
     assert!(broadcasts(&out).is_empty());
     assert!(matches!(r.last_drop(), Some(ConsensusError::SafetyViolation(_))));
@@ -872,11 +880,61 @@ fn restarted_replica_stays_in_its_view_change() {
     let mut r = replica(1);
     r.handle(Input::ClientTxs(txs(1, 16)));
     let out = r.handle(Input::Tick { now_ms: 300 });
-    let Action::PersistSafety(record) = &out[0] else { panic!("record first") };
-    let mut r = restored(1, record.clone());
+    let Action::PersistSafety(w) = &out[0] else { panic!("record first") };
+    let mut r = restored(1, stored(w));
     assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
     feed(&mut r, Message::PrePrepare(pp(0, batch(1, 0, txs(1, 17)))));
     assert!(matches!(r.last_drop(), Some(ConsensusError::StaleView { view: 0, current: 1 })));
+}
+
+/// Under load the record is rewritten before every vote. The bodies of prepared batches go beside
+/// it, each written once and deleted once its block is stored, and a restart puts them back.
+#[test]
+fn prepared_bodies_are_stored_once_beside_the_record() {
+    let key = validator_key(1);
+    let mut s = Safety::new(SafetyRecord::new(genesis().hash), key.clone(), CHAIN_ID);
+    let store = MemStore::new();
+    let (b1, b2) = (batch(1, 0, txs(3, 60)), batch(2, 0, txs(2, 61)));
+    let (d1, d2) = (b1.digest(CHAIN_ID), b2.digest(CHAIN_ID));
+    let keys = |w: &SafetyWrite| w.put_bodies.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+    s.prepare(0, 1, d1).unwrap();
+    s.commit(prepared_proof(0, &b1, &[1, 2]), d1).unwrap();
+    let w = s.persist(0);
+    assert_eq!((keys(&w), w.delete_bodies.clone()), (vec![(1, d1)], vec![]));
+    assert!(w.record.len() + 200 < s.encode(0).len(), "the record names the body, it does not hold it");
+    store.save_safety(&w).unwrap();
+    // The next vote rewrites the record, and writes only the new body.
+    s.prepare(0, 2, d2).unwrap();
+    s.commit(prepared_proof(0, &b2, &[1, 2]), d2).unwrap();
+    let w = s.persist(0);
+    assert_eq!((keys(&w), w.delete_bodies.clone()), (vec![(2, d2)], vec![]));
+    store.save_safety(&w).unwrap();
+    assert!(s.persist(0).put_bodies.is_empty(), "nothing changed, nothing to write again");
+    // A restart reads both bodies back, and has nothing to write again either.
+    let mut back =
+        Safety::restore(store.load_safety().unwrap().as_ref(), genesis().hash, key.clone(), CHAIN_ID).unwrap();
+    let body = |s: &Safety, h: u64| s.slots[&h].prepared.as_ref().unwrap().txs.clone().unwrap();
+    assert_eq!((body(&back, 1), body(&back, 2)), (b1.txs.clone(), b2.txs.clone()));
+    let w = back.persist(0);
+    assert!(w.put_bodies.is_empty() && w.delete_bodies.is_empty());
+    // Height 1 is executed: its block holds the body, which is deleted; height 2's stays.
+    let w = s.persist(1);
+    assert_eq!((keys(&w), w.delete_bodies.clone()), (vec![], vec![(1, d1)]));
+    store.save_safety(&w).unwrap();
+    let stored = store.load_safety().unwrap().unwrap();
+    assert_eq!(stored.bodies.keys().copied().collect::<Vec<_>>(), vec![(2, d2)]);
+    let slim = SafetyRecord::decode_stored(&stored.record, &stored.bodies).unwrap();
+    assert!(slim.slots[&1].prepared.as_ref().unwrap().txs.is_none(), "left to the store's block");
+    assert_eq!(body_of(&slim, 2), b2.txs);
+    // A record whose named body is missing is corrupt, never a record without the body.
+    assert!(matches!(
+        SafetyRecord::decode_stored(&stored.record, &Default::default()),
+        Err(ConsensusError::CorruptSafetyRecord(_))
+    ));
+}
+
+fn body_of(r: &SafetyRecord, h: u64) -> Vec<VerifiedTx> {
+    r.slots[&h].prepared.as_ref().unwrap().txs.clone().unwrap()
 }
 
 #[test]

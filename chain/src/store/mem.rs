@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::{
-    check_extends, check_log_write, decode_block, encode_block, index_entries, LogWrite, Store, StoredLog, TxLocation,
+    check_extends, check_log_write, decode_block, encode_block, index_entries, LogWrite, SafetyWrite, Store, StoredLog,
+    StoredSafety, TxLocation,
 };
 use crate::block::Block;
 use crate::crypto::Hash;
@@ -30,7 +31,7 @@ struct Inner {
     by_hash: HashMap<Hash, u64>,
     txs: HashMap<Hash, TxLocation>,
     state: HashMap<String, String>,
-    safety: Option<Vec<u8>>,
+    safety: Option<StoredSafety>,
     /// The consensus log as synced to "disk".
     log: LogImage,
     /// Log writes made without a sync, in order: visible to reads, lost by `crash()`.
@@ -182,12 +183,20 @@ impl Store for MemStore {
         Ok(self.lock().state.get(key).cloned())
     }
 
-    fn save_safety(&self, record: &[u8]) -> Result<()> {
-        self.lock().safety = Some(record.to_vec());
+    fn save_safety(&self, w: &SafetyWrite) -> Result<()> {
+        let mut s = self.lock();
+        let safety = s.safety.get_or_insert_with(StoredSafety::default);
+        safety.record = w.record.clone();
+        for key in &w.delete_bodies {
+            safety.bodies.remove(key);
+        }
+        for (key, body) in &w.put_bodies {
+            safety.bodies.insert(*key, body.clone());
+        }
         Ok(())
     }
 
-    fn load_safety(&self) -> Result<Option<Vec<u8>>> {
+    fn load_safety(&self) -> Result<Option<StoredSafety>> {
         Ok(self.lock().safety.clone())
     }
 

@@ -65,6 +65,24 @@ pub struct StoredLog {
     pub entries: Vec<(u64, Vec<u8>)>,
 }
 
+/// One durable change of the consensus safety record (see [`Store::save_safety`]): the new record,
+/// and the batch bodies it refers to, each stored once under (height, batch digest) instead of
+/// inside every copy of the record. The record is rewritten before every vote; a body is written
+/// when its batch prepares and deleted once the record no longer names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SafetyWrite {
+    pub record: Vec<u8>,
+    pub put_bodies: Vec<((u64, Hash), Vec<u8>)>,
+    pub delete_bodies: Vec<(u64, Hash)>,
+}
+
+/// The safety record as last saved, with every body stored beside it, by (height, digest).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredSafety {
+    pub record: Vec<u8>,
+    pub bodies: std::collections::BTreeMap<(u64, Hash), Vec<u8>>,
+}
+
 /// Persistent chain storage. Every method is safe to call from several threads.
 pub trait Store: Send + Sync + 'static {
     /// Commits `block` (height = tip + 1, or 0 on an empty store) with its state `writes`, in one
@@ -81,10 +99,12 @@ pub trait Store: Send + Sync + 'static {
     fn committed(&self, ids: &[Hash]) -> Result<Vec<bool>>;
     /// The current value of a state key.
     fn state_get(&self, key: &str) -> Result<Option<String>>;
-    /// Durably replaces the consensus safety record ("what this node last signed"). It returns
-    /// only once the record is on disk, so a vote sent after it can never be contradicted.
-    fn save_safety(&self, record: &[u8]) -> Result<()>;
-    fn load_safety(&self) -> Result<Option<Vec<u8>>>;
+    /// Durably replaces the consensus safety record ("what this node last signed") and applies
+    /// its body changes, all in one atomic write. It returns only once the write is on disk, so
+    /// a vote sent after it can never be contradicted.
+    fn save_safety(&self, w: &SafetyWrite) -> Result<()>;
+    /// The record as last saved, with its bodies; `None` before the first save.
+    fn load_safety(&self) -> Result<Option<StoredSafety>>;
     /// Applies one change of the consensus log (see [`LogWrite`]) atomically and durably: it
     /// returns only once the change is on disk, so a message sent after it can rely on it.
     fn write_log(&self, w: &LogWrite) -> Result<()>;

@@ -23,7 +23,8 @@ use rocksdb::{
 };
 
 use super::{
-    check_extends, check_log_write, decode_block, encode_block, index_entries, LogWrite, Store, StoredLog, TxLocation,
+    check_extends, check_log_write, decode_block, encode_block, index_entries, LogWrite, SafetyWrite, Store, StoredLog,
+    StoredSafety, TxLocation,
 };
 use crate::block::Block;
 use crate::codec::{Reader, Writer};
@@ -38,6 +39,10 @@ const CF_STATE: &str = "state";
 const CF_META: &str = "meta";
 const KEY_TIP: &[u8] = b"tip";
 const KEY_SAFETY: &[u8] = b"safety";
+/// The prefix of the safety record's body keys: `safety/body/` || u64 height || digest.
+/// `SAFETY_BODY_END` is the first key past every one of them.
+const SAFETY_BODY_PREFIX: &[u8] = b"safety/body/";
+const SAFETY_BODY_END: &[u8] = b"safety/body0";
 const KEY_LOG_META: &[u8] = b"log_meta";
 /// The prefix of log entry keys; `LOG_END` is the first key past every one of them
 /// (`'0'` follows `'/'`), the exclusive end of a range delete.
@@ -45,6 +50,21 @@ const LOG_PREFIX: &str = "log/";
 const LOG_END: &[u8] = b"log0";
 
 /// `"log/" || u64 index`.
+fn safety_body_key((height, digest): &(u64, Hash)) -> Vec<u8> {
+    let mut k = Vec::with_capacity(SAFETY_BODY_PREFIX.len() + 40);
+    k.extend_from_slice(SAFETY_BODY_PREFIX);
+    k.extend_from_slice(&height.to_be_bytes());
+    k.extend_from_slice(&digest.0);
+    k
+}
+
+fn safety_body_key_decode(k: &[u8]) -> Result<(u64, Hash)> {
+    let rest = k.strip_prefix(SAFETY_BODY_PREFIX).filter(|r| r.len() == 40);
+    let rest = rest.ok_or_else(|| ChainError::Corrupt("safety body key".into()))?;
+    let height = u64::from_be_bytes(rest[..8].try_into().expect("8 bytes"));
+    Ok((height, Hash(rest[8..].try_into().expect("32 bytes"))))
+}
+
 fn log_key(index: u64) -> Vec<u8> {
     let mut w = Writer::with_capacity(12);
     w.tag(LOG_PREFIX).u64(index);
@@ -247,12 +267,31 @@ impl Store for RocksStore {
         }
     }
 
-    fn save_safety(&self, record: &[u8]) -> Result<()> {
-        self.db.put_cf_opt(self.cf(CF_META), KEY_SAFETY, record, &Self::synced()).map_err(io)
+    fn save_safety(&self, w: &SafetyWrite) -> Result<()> {
+        let meta = self.cf(CF_META);
+        let mut batch = WriteBatch::default();
+        for key in &w.delete_bodies {
+            batch.delete_cf(meta, safety_body_key(key));
+        }
+        for (key, body) in &w.put_bodies {
+            batch.put_cf(meta, safety_body_key(key), body);
+        }
+        batch.put_cf(meta, KEY_SAFETY, &w.record);
+        self.db.write_opt(batch, &Self::synced()).map_err(io)
     }
 
-    fn load_safety(&self) -> Result<Option<Vec<u8>>> {
-        self.db.get_cf(self.cf(CF_META), KEY_SAFETY).map_err(io)
+    fn load_safety(&self) -> Result<Option<StoredSafety>> {
+        let meta = self.cf(CF_META);
+        let Some(record) = self.db.get_cf(meta, KEY_SAFETY).map_err(io)? else { return Ok(None) };
+        let mut bodies = std::collections::BTreeMap::new();
+        for item in self.db.iterator_cf(meta, IteratorMode::From(SAFETY_BODY_PREFIX, Direction::Forward)) {
+            let (k, v) = item.map_err(io)?;
+            if *k >= *SAFETY_BODY_END {
+                break;
+            }
+            bodies.insert(safety_body_key_decode(&k)?, v.to_vec());
+        }
+        Ok(Some(StoredSafety { record, bodies }))
     }
 
     fn write_log(&self, w: &LogWrite) -> Result<()> {

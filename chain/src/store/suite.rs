@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{LogWrite, Store, StoredLog, TxLocation};
+use super::{LogWrite, SafetyWrite, Store, StoredLog, TxLocation};
 use crate::block::{BatchHeader, Block};
 use crate::cert::Certificate;
 use crate::crypto::{Hash, Keypair};
@@ -92,11 +92,36 @@ pub fn rejects_commits_that_do_not_extend_the_tip<S: Store>(s: &S) {
     assert_eq!(s.block(2).unwrap(), None);
 }
 
+fn body(height: u64, b: u8) -> ((u64, Hash), Vec<u8>) {
+    ((height, Hash([b; 32])), vec![b; 3])
+}
+
 pub fn safety_record<S: Store>(s: &S) {
-    s.save_safety(b"view=1").unwrap();
-    assert_eq!(s.load_safety().unwrap().as_deref(), Some(&b"view=1"[..]));
-    s.save_safety(b"view=2").unwrap();
-    assert_eq!(s.load_safety().unwrap().as_deref(), Some(&b"view=2"[..]));
+    let write = |record: &[u8], put_bodies: Vec<((u64, Hash), Vec<u8>)>, delete_bodies: Vec<(u64, Hash)>| SafetyWrite {
+        record: record.to_vec(),
+        put_bodies,
+        delete_bodies,
+    };
+    s.save_safety(&write(b"view=1", vec![body(1, 1), body(2, 2), body(2, 7)], vec![])).unwrap();
+    let got = s.load_safety().unwrap().unwrap();
+    assert_eq!(got.record, b"view=1");
+    assert_eq!(got.bodies, [body(1, 1), body(2, 2), body(2, 7)].into());
+    // The record is replaced; bodies are added and deleted by key, the others stay as they are.
+    s.save_safety(&write(
+        b"view=2",
+        vec![body(3, 3)],
+        vec![(1, Hash([1; 32])), (2, Hash([7; 32])), (9, Hash([9; 32]))],
+    ))
+    .unwrap();
+    let got = s.load_safety().unwrap().unwrap();
+    assert_eq!(got.record, b"view=2");
+    assert_eq!(got.bodies, [body(2, 2), body(3, 3)].into());
+    // Nothing else the store keeps is taken for a body, and bodies touch nothing else.
+    commit_genesis(s);
+    s.write_log(&append(1..=2, 5)).unwrap();
+    assert_eq!(s.load_safety().unwrap().unwrap().bodies.len(), 2);
+    assert_eq!(s.load_log().unwrap().entries, entries(1..=2, 5));
+    assert_eq!(s.state_get("greeting").unwrap().as_deref(), Some("hello"));
 }
 
 pub fn large_block<S: Store>(s: &S) {
@@ -310,7 +335,8 @@ fn rocks_reopen_keeps_everything() {
         commit_genesis(&s);
         let a = put(1, "a", "1");
         let b1 = commit_next(&s, vec![a.clone()]);
-        s.save_safety(b"record").unwrap();
+        s.save_safety(&SafetyWrite { record: b"record".to_vec(), put_bodies: vec![body(4, 4)], delete_bodies: vec![] })
+            .unwrap();
         s.write_log(&LogWrite { meta: Some(b"log meta".to_vec()), ..append(1..=3, 7) }).unwrap();
         (b1, a)
     };
@@ -320,7 +346,8 @@ fn rocks_reopen_keeps_everything() {
     assert_eq!(s.block_by_hash(&b1.hash).unwrap().unwrap(), b1);
     assert!(s.tx_location(&a.id()).unwrap().is_some());
     assert_eq!(s.state_get("a").unwrap().as_deref(), Some("1"));
-    assert_eq!(s.load_safety().unwrap().as_deref(), Some(&b"record"[..]));
+    let safety = s.load_safety().unwrap().unwrap();
+    assert_eq!((safety.record.as_slice(), safety.bodies), (&b"record"[..], [body(4, 4)].into()));
     assert_eq!(s.load_log().unwrap(), StoredLog { meta: Some(b"log meta".to_vec()), entries: entries(1..=3, 7) });
     // And it keeps extending.
     let b2 = commit_next(&s, vec![put(2, "b", "2")]);

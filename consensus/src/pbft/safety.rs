@@ -10,9 +10,10 @@
 //! still committing in, as a non-voting observer (`observed_view`; see docs/consensus.md, "The
 //! lone replica").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ordo_chain::codec::{Reader, Writer};
+use ordo_chain::store::{SafetyWrite, StoredSafety};
 use ordo_chain::{Hash, Keypair};
 
 use ordo_chain::VerifiedTx;
@@ -24,7 +25,15 @@ use super::messages::{
 use crate::error::{ConsensusError, Result};
 
 /// Version 2 added `observed_view`; a version 1 record (no observer state) still loads.
-const RECORD_VERSION: u8 = 2;
+/// Version 3 may name a body stored beside the record (`BODY_APART`) instead of holding it.
+const RECORD_VERSION: u8 = 3;
+
+/// How a prepared certificate's body appears in the record: not at all (the store's block holds
+/// it, or the replica never had it), inline, or stored beside the record under (height, digest)
+/// (see [`Safety::persist`]).
+const BODY_NONE: u8 = 0;
+const BODY_INLINE: u8 = 1;
+const BODY_APART: u8 = 2;
 
 /// What this replica signed for one height.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -168,11 +177,23 @@ impl SafetyRecord {
         }
     }
 
-    /// Encodes the record. Batch bodies are written only for heights above `bodies_above`: the
-    /// caller passes its executed height, whose blocks the store already holds (and hands back at
-    /// a restart, see `Replica::with_committed_bodies`), so that the record stays small and
-    /// rewriting it on every vote costs the pipeline's few in-flight bodies, not the window's.
+    /// Encodes the record with its batch bodies inline. Bodies are written only for heights above
+    /// `bodies_above`: the caller passes its executed height, whose blocks the store already holds
+    /// (and hands back at a restart, see `Replica::with_committed_bodies`). The replica persists
+    /// the other form, [`Safety::persist`], which stores each body once beside the record.
     pub fn encode(&self, bodies_above: u64) -> Vec<u8> {
+        self.encode_with(bodies_above, |w, _, _, txs| {
+            w.u8(BODY_INLINE);
+            encode_txs(txs, w);
+        })
+    }
+
+    /// Encodes the record; `body` writes each body above `bodies_above` (its marker included).
+    fn encode_with(
+        &self,
+        bodies_above: u64,
+        mut body: impl FnMut(&mut Writer, u64, &PreparedProof, &Vec<VerifiedTx>),
+    ) -> Vec<u8> {
         let mut w = Writer::with_capacity(256 + self.slots.len() * 256);
         w.u8(RECORD_VERSION).u64(self.view).u8(self.in_view_change as u8);
         match self.observed_view {
@@ -207,12 +228,9 @@ impl SafetyRecord {
                     w.sig(&p.primary_signature);
                     encode_sigs(&p.prepares, &mut w);
                     match &p.txs {
-                        Some(txs) if *h > bodies_above => {
-                            w.u8(1);
-                            encode_txs(txs, &mut w);
-                        }
+                        Some(txs) if *h > bodies_above => body(&mut w, *h, p, txs),
                         _ => {
-                            w.u8(0);
+                            w.u8(BODY_NONE);
                         }
                     }
                 }
@@ -221,11 +239,19 @@ impl SafetyRecord {
         w.finish()
     }
 
+    /// Decodes a record with its bodies inline (as [`SafetyRecord::encode`] writes it).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
+        Self::decode_stored(bytes, &BTreeMap::new())
+    }
+
+    /// Decodes a record as stored, taking the bodies it names from `bodies` (by height and
+    /// digest, [`StoredSafety::bodies`]). A named body that is missing makes the record corrupt:
+    /// the record and its bodies are written in one atomic write.
+    pub fn decode_stored(bytes: &[u8], bodies: &BTreeMap<(u64, Hash), Vec<u8>>) -> Result<Self> {
         let corrupt = |e: ordo_chain::ChainError| ConsensusError::CorruptSafetyRecord(e.to_string());
         let mut r = Reader::new(bytes);
         let version = r.u8().map_err(corrupt)?;
-        if version != RECORD_VERSION && version != 1 {
+        if !(1..=RECORD_VERSION).contains(&version) {
             return Err(ConsensusError::CorruptSafetyRecord(format!("unknown record version {version}")));
         }
         let view = r.u64().map_err(corrupt)?;
@@ -259,13 +285,29 @@ impl SafetyRecord {
                     .map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?;
                 let primary_signature = r.sig().map_err(corrupt)?;
                 let prepares = decode_sigs(&mut r).map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?;
-                let txs = if r.u8().map_err(corrupt)? == 1 {
-                    let raw = decode_txs(&mut r).map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?;
-                    // The record is this node's own storage, written only with verified batches.
-                    Some(raw.into_iter().map(VerifiedTx::from_trusted_store).collect())
-                } else {
-                    None
+                let raw = match r.u8().map_err(corrupt)? {
+                    BODY_NONE => None,
+                    BODY_INLINE => {
+                        Some(decode_txs(&mut r).map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?)
+                    }
+                    BODY_APART if version >= 3 => {
+                        let digest = r.hash().map_err(corrupt)?;
+                        let stored = bodies.get(&(h, digest)).ok_or_else(|| {
+                            ConsensusError::CorruptSafetyRecord(format!(
+                                "the body of height {h} ({digest:?}) is missing"
+                            ))
+                        })?;
+                        let mut b = Reader::new(stored);
+                        let txs = decode_txs(&mut b).map_err(|e| ConsensusError::CorruptSafetyRecord(e.to_string()))?;
+                        b.finish().map_err(corrupt)?;
+                        Some(txs)
+                    }
+                    other => {
+                        return Err(ConsensusError::CorruptSafetyRecord(format!("unknown body marker {other}")));
+                    }
                 };
+                // The record is this node's own storage, written only with verified batches.
+                let txs = raw.map(|raw| raw.into_iter().map(VerifiedTx::from_trusted_store).collect());
                 Some(PreparedProof { view, header, primary_signature, prepares, txs })
             } else {
                 None
@@ -286,6 +328,8 @@ pub struct Safety {
     record: SafetyRecord,
     key: Keypair,
     chain_id: String,
+    /// The bodies stored beside the record, by (height, digest).
+    stored_bodies: BTreeSet<(u64, Hash)>,
 }
 
 impl std::fmt::Debug for Safety {
@@ -302,8 +346,45 @@ impl std::ops::Deref for Safety {
 }
 
 impl Safety {
+    /// A fresh record (nothing stored yet).
     pub fn new(record: SafetyRecord, key: Keypair, chain_id: impl Into<String>) -> Self {
-        Self { record, key, chain_id: chain_id.into() }
+        Self { record, key, chain_id: chain_id.into(), stored_bodies: BTreeSet::new() }
+    }
+
+    /// The record as this replica last persisted it (`Store::load_safety`), or a fresh one.
+    pub fn restore(
+        stored: Option<&StoredSafety>,
+        genesis_hash: Hash,
+        key: Keypair,
+        chain_id: impl Into<String>,
+    ) -> Result<Self> {
+        let Some(stored) = stored else { return Ok(Self::new(SafetyRecord::new(genesis_hash), key, chain_id)) };
+        let record = SafetyRecord::decode_stored(&stored.record, &stored.bodies)?;
+        Ok(Self { record, key, chain_id: chain_id.into(), stored_bodies: stored.bodies.keys().copied().collect() })
+    }
+
+    /// The write that makes the record durable (`Action::PersistSafety`). Each prepared body above
+    /// `executed_height` (the store's blocks hold the rest) is stored once, beside the record,
+    /// when it first appears, and deleted once the record no longer names it: under load the
+    /// record is rewritten before every vote, and carrying the in-flight batches inline made
+    /// every rewrite a megabyte.
+    pub fn persist(&mut self, executed_height: u64) -> SafetyWrite {
+        let (chain_id, stored) = (&self.chain_id, &self.stored_bodies);
+        let mut named = BTreeSet::new();
+        let mut put_bodies = Vec::new();
+        let record = self.record.encode_with(executed_height, |w, h, p, txs| {
+            let digest = p.header.digest(chain_id);
+            w.u8(BODY_APART).hash(&digest);
+            if !stored.contains(&(h, digest)) {
+                let mut body = Writer::with_capacity(4 + txs.iter().map(VerifiedTx::wire_len).sum::<usize>());
+                encode_txs(txs, &mut body);
+                put_bodies.push(((h, digest), body.finish()));
+            }
+            named.insert((h, digest));
+        });
+        let delete_bodies = self.stored_bodies.difference(&named).copied().collect();
+        self.stored_bodies = named;
+        SafetyWrite { record, put_bodies, delete_bodies }
     }
 
     /// The key, for the messages that are not votes (CHECKPOINT, VIEW-CHANGE, NEW-VIEW).

@@ -643,7 +643,7 @@ impl Sim {
         };
         while let Some(action) = pending.pop_front() {
             match action {
-                Action::PersistSafety(bytes) => self.nodes[i].store.save_safety(&bytes).expect("mem store"),
+                Action::PersistSafety(w) => self.nodes[i].store.save_safety(&w).expect("mem store"),
                 Action::PersistLog(_) => unreachable!("PBFT keeps no replicated log"),
                 Action::Broadcast(msg) => {
                     self.check_outgoing(i, &msg)?;

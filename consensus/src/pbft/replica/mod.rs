@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ordo_chain::cert::{Certificate, PbftCertificate, ValidatorSignature};
-use ordo_chain::store::Store;
+use ordo_chain::store::{Store, StoredSafety};
 use ordo_chain::{BatchHeader, ChainError, Hash, Keypair, PublicKey, Signature, VerifiedTx};
 
 use super::messages::new_view::compute_plan;
@@ -27,7 +27,7 @@ use super::messages::{
     Batch, Checkpoint, CheckpointProof, Commit, Message, NewView, NewViewPlan, PrePrepare, Prepare, PreparedProof,
     ViewChange,
 };
-use super::safety::{Safety, SafetyRecord};
+use super::safety::Safety;
 use super::verify::VerifyContext;
 use crate::config::PbftConfig;
 use crate::error::{ConsensusError, Result};
@@ -46,8 +46,8 @@ use crate::pool::TxPool;
 /// What the node restores a replica from after a restart.
 #[derive(Debug, Clone)]
 pub struct Restore {
-    /// The persisted safety record, if any (`Store::load_safety`).
-    pub safety: Option<Vec<u8>>,
+    /// The persisted safety record with its bodies, if any (`Store::load_safety`).
+    pub safety: Option<StoredSafety>,
     /// The newest stored block: its height and hash.
     pub executed_height: u64,
     pub executed_hash: Hash,
@@ -185,10 +185,8 @@ impl Replica {
         if !ctx.committee.contains(&me) {
             return Err(ConsensusError::Config(format!("this node's key {me} is not in the committee")));
         }
-        let safety = match &restore.safety {
-            Some(bytes) => SafetyRecord::decode(bytes)?,
-            None => SafetyRecord::new(genesis_hash),
-        };
+        let pool = TxPool::new(&key);
+        let safety = Safety::restore(restore.safety.as_ref(), genesis_hash, key, ctx.chain_id.clone())?;
         // An observer restarts as an observer of the same view; its promise is the record's view.
         let (view, mode) = match safety.observed_view {
             Some(v) => (v, Mode::Normal),
@@ -196,8 +194,6 @@ impl Replica {
             None => (safety.view, Mode::Normal),
         };
         let stable = safety.checkpoint.clone();
-        let pool = TxPool::new(&key);
-        let safety = Safety::new(safety, key, ctx.chain_id.clone());
         let mut r = Replica {
             view,
             mode,
@@ -277,7 +273,7 @@ impl Replica {
 
     /// Hands a restarted replica the bodies of the executed heights above its stable checkpoint,
     /// read from this node's store. The safety record leaves them out (see
-    /// [`SafetyRecord::encode`]); the replica still needs them to supply prepared batches in a
+    /// `Safety::persist`); the replica still needs them to supply prepared batches in a
     /// VIEW-CHANGE and to re-propose them as a new primary. The store holds only blocks this
     /// node verified and certified, so their transactions are trusted as verified.
     pub fn with_bodies_from_store<S: Store + ?Sized>(mut self, store: &S) -> std::result::Result<Self, ChainError> {
@@ -436,7 +432,7 @@ impl Consensus for Replica {
         if self.dirty {
             // The record goes first: every vote produced by this input leaves after it is durable.
             self.dirty = false;
-            out.insert(0, Action::PersistSafety(self.safety.encode(self.executed_height)));
+            out.insert(0, Action::PersistSafety(self.safety.persist(self.executed_height)));
         }
         let after = self.status_now();
         if (before.view, before.mode) != (after.view, after.mode) {
