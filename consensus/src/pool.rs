@@ -189,14 +189,20 @@ mod tests {
         Keypair::from_seed([b; 32])
     }
 
-    #[test]
-    fn batches_are_cut_oldest_first_within_both_bounds_and_never_empty() {
+    /// A pool holding `n` transactions of one client, the i-th arrived at i ms.
+    fn filled(n: u64) -> (TxPool, Vec<VerifiedTx>) {
         let client = key(9);
         let mut pool = TxPool::new(&key(1));
-        let txs: Vec<VerifiedTx> = (0..5).map(|n| tx(&client, n, 10)).collect();
+        let txs: Vec<VerifiedTx> = (0..n).map(|i| tx(&client, i, 10)).collect();
         for (ms, t) in txs.iter().enumerate() {
             assert!(pool.insert(t.clone(), ms as u64, 100, 1 << 20));
         }
+        (pool, txs)
+    }
+
+    #[test]
+    fn batches_are_cut_oldest_first_within_both_bounds_and_never_empty() {
+        let (mut pool, txs) = filled(5);
         assert!(!pool.insert(txs[0].clone(), 9, 100, 1 << 20), "a pending id is not added twice");
         assert_eq!((pool.len(), pool.oldest_unproposed_ms()), (5, Some(0)));
         assert!(pool.full_batch(5, 1 << 20) && !pool.full_batch(6, 1 << 20));
@@ -211,12 +217,7 @@ mod tests {
 
     #[test]
     fn commits_remove_and_lost_batches_come_back_in_arrival_order() {
-        let client = key(9);
-        let mut pool = TxPool::new(&key(1));
-        let txs: Vec<VerifiedTx> = (0..4).map(|n| tx(&client, n, 10)).collect();
-        for (ms, t) in txs.iter().enumerate() {
-            pool.insert(t.clone(), ms as u64, 100, 1 << 20);
-        }
+        let (mut pool, txs) = filled(4);
         let batch = pool.cut(3, 1 << 20);
         pool.remove(&batch[0].id());
         pool.unpropose(&[batch[2].id(), batch[0].id()]);
