@@ -179,7 +179,7 @@ impl SafetyRecord {
 
     /// Encodes the record with its batch bodies inline. Bodies are written only for heights above
     /// `bodies_above`: the caller passes its executed height, whose blocks the store already holds
-    /// (and hands back at a restart, see `Replica::with_committed_bodies`). The replica persists
+    /// (and hands back at a restart, see `Replica::with_bodies_from_store`). The replica persists
     /// the other form, [`Safety::persist`], which stores each body once beside the record.
     pub fn encode(&self, bodies_above: u64) -> Vec<u8> {
         self.encode_with(bodies_above, |w, _, _, txs| {
