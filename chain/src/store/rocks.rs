@@ -39,9 +39,9 @@ const CF_STATE: &str = "state";
 const CF_META: &str = "meta";
 const KEY_TIP: &[u8] = b"tip";
 const KEY_SAFETY: &[u8] = b"safety";
-/// The prefix of the safety record's body keys: `safety/body/` || u64 height || digest.
-/// `SAFETY_BODY_END` is the first key past every one of them.
-const SAFETY_BODY_PREFIX: &[u8] = b"safety/body/";
+/// The prefix of the safety record's body keys; `SAFETY_BODY_END` is the first key past every one
+/// of them (`'0'` follows `'/'`).
+const SAFETY_BODY_PREFIX: &str = "safety/body/";
 const SAFETY_BODY_END: &[u8] = b"safety/body0";
 const KEY_LOG_META: &[u8] = b"log_meta";
 /// The prefix of log entry keys; `LOG_END` is the first key past every one of them
@@ -49,22 +49,23 @@ const KEY_LOG_META: &[u8] = b"log_meta";
 const LOG_PREFIX: &str = "log/";
 const LOG_END: &[u8] = b"log0";
 
-/// `"log/" || u64 index`.
+/// `"safety/body/" || u64 height || batch digest`.
 fn safety_body_key((height, digest): &(u64, Hash)) -> Vec<u8> {
-    let mut k = Vec::with_capacity(SAFETY_BODY_PREFIX.len() + 40);
-    k.extend_from_slice(SAFETY_BODY_PREFIX);
-    k.extend_from_slice(&height.to_be_bytes());
-    k.extend_from_slice(&digest.0);
-    k
+    let mut w = Writer::with_capacity(SAFETY_BODY_PREFIX.len() + 40);
+    w.tag(SAFETY_BODY_PREFIX).u64(*height).hash(digest);
+    w.finish()
 }
 
-fn safety_body_key_decode(k: &[u8]) -> Result<(u64, Hash)> {
-    let rest = k.strip_prefix(SAFETY_BODY_PREFIX).filter(|r| r.len() == 40);
-    let rest = rest.ok_or_else(|| ChainError::Corrupt("safety body key".into()))?;
-    let height = u64::from_be_bytes(rest[..8].try_into().expect("8 bytes"));
-    Ok((height, Hash(rest[8..].try_into().expect("32 bytes"))))
+/// The (height, digest) of a `safety/body/` key.
+fn safety_body_of(key: &[u8]) -> Result<(u64, Hash)> {
+    let mut r = Reader::new(key);
+    r.expect_tag(SAFETY_BODY_PREFIX)?;
+    let (height, digest) = (r.u64()?, r.hash()?);
+    r.finish()?;
+    Ok((height, digest))
 }
 
+/// `"log/" || u64 index`.
 fn log_key(index: u64) -> Vec<u8> {
     let mut w = Writer::with_capacity(12);
     w.tag(LOG_PREFIX).u64(index);
@@ -284,12 +285,12 @@ impl Store for RocksStore {
         let meta = self.cf(CF_META);
         let Some(record) = self.db.get_cf(meta, KEY_SAFETY).map_err(io)? else { return Ok(None) };
         let mut bodies = std::collections::BTreeMap::new();
-        for item in self.db.iterator_cf(meta, IteratorMode::From(SAFETY_BODY_PREFIX, Direction::Forward)) {
+        for item in self.db.iterator_cf(meta, IteratorMode::From(SAFETY_BODY_PREFIX.as_bytes(), Direction::Forward)) {
             let (k, v) = item.map_err(io)?;
             if *k >= *SAFETY_BODY_END {
                 break;
             }
-            bodies.insert(safety_body_key_decode(&k)?, v.to_vec());
+            bodies.insert(safety_body_of(&k)?, v.to_vec());
         }
         Ok(Some(StoredSafety { record, bodies }))
     }

@@ -192,7 +192,7 @@ impl SafetyRecord {
     fn encode_with(
         &self,
         bodies_above: u64,
-        mut body: impl FnMut(&mut Writer, u64, &PreparedProof, &Vec<VerifiedTx>),
+        mut body: impl FnMut(&mut Writer, u64, &PreparedProof, &[VerifiedTx]),
     ) -> Vec<u8> {
         let mut w = Writer::with_capacity(256 + self.slots.len() * 256);
         w.u8(RECORD_VERSION).u64(self.view).u8(self.in_view_change as u8);
