@@ -3,7 +3,8 @@
 //! It admits only [`VerifiedTx`], so nothing unchecked can ever reach a proposal. A transaction is
 //! admitted once: its `tx_id` must be neither pending here nor committed in the chain (asked of
 //! the [`Store`] in one batched read). Two named limits bound it, a count and a byte total, so it
-//! never grows without bound. Each operation is O(log n) in the number of pending transactions.
+//! never grows without bound. Lookups by id are one hash-map probe (the map holds the transaction
+//! itself); admission and removal also touch the FIFO queue, O(log n) in the number pending.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -91,8 +92,9 @@ pub struct Mempool {
 struct Inner {
     /// Pending transactions by arrival number: iteration order is FIFO order.
     queue: BTreeMap<u64, VerifiedTx>,
-    /// Each pending `tx_id` and its arrival number, for deduplication and removal.
-    index: HashMap<Hash, u64>,
+    /// Each pending `tx_id`, its arrival number and (a second handle to) the transaction: a
+    /// lookup by id is one probe, without a walk down the queue.
+    index: HashMap<Hash, (u64, VerifiedTx)>,
     bytes: usize,
     next_seq: u64,
 }
@@ -100,8 +102,8 @@ struct Inner {
 impl Inner {
     fn remove(&mut self, id: &Hash) -> bool {
         match self.index.remove(id) {
-            Some(seq) => {
-                let tx = self.queue.remove(&seq).expect("every indexed transaction is queued");
+            Some((seq, tx)) => {
+                self.queue.remove(&seq).expect("every indexed transaction is queued");
                 self.bytes -= tx.wire_len();
                 true
             }
@@ -161,7 +163,7 @@ impl Mempool {
                     let seq = inner.next_seq;
                     inner.next_seq += 1;
                     inner.bytes += tx.wire_len();
-                    inner.index.insert(id, seq);
+                    inner.index.insert(id, (seq, tx.clone()));
                     inner.queue.insert(seq, tx);
                     Admission::Admitted
                 }
@@ -215,8 +217,14 @@ impl Mempool {
 
     /// The pending transaction with this id, if any.
     pub fn get(&self, id: &Hash) -> Option<VerifiedTx> {
+        self.lock().index.get(id).map(|(_, tx)| tx.clone())
+    }
+
+    /// The pending transaction with each id, if any, under one lock (a backup looks up a whole
+    /// PRE-PREPARE's transactions at once).
+    pub fn get_many(&self, ids: &[Hash]) -> Vec<Option<VerifiedTx>> {
         let inner = self.lock();
-        inner.index.get(id).map(|seq| inner.queue[seq].clone())
+        ids.iter().map(|id| inner.index.get(id).map(|(_, tx)| tx.clone())).collect()
     }
 
     pub fn contains(&self, id: &Hash) -> bool {
@@ -302,6 +310,14 @@ mod tests {
         let bytes: usize = txs.iter().map(VerifiedTx::wire_len).sum();
         assert_eq!(m.stats(), MempoolStats { txs: 3, bytes });
         assert_eq!(m.get(&txs[1].id()).unwrap().id(), txs[1].id());
+        let absent = tx(9).id();
+        let got = m.get_many(&[txs[2].id(), absent, txs[0].id()]);
+        assert_eq!(
+            got.iter().map(|t| t.as_ref().map(VerifiedTx::id)).collect::<Vec<_>>(),
+            [Some(txs[2].id()), None, Some(txs[0].id())]
+        );
+        m.remove_committed(&[txs[2].id()]);
+        assert!(m.get(&txs[2].id()).is_none() && m.get_many(&[txs[2].id()]) == [None]);
     }
 
     #[test]

@@ -213,6 +213,11 @@ pub struct TxRules {
     pub clients: Clients,
 }
 
+/// The `known` lookup of [`TxRules::verify_many_reusing`] that knows no transaction.
+pub fn nothing_known(ids: &[Hash]) -> Vec<Option<VerifiedTx>> {
+    vec![None; ids.len()]
+}
+
 impl TxRules {
     pub fn new(chain_id: impl Into<String>) -> Self {
         Self { chain_id: chain_id.into(), limits: TxLimits::default(), clients: Clients::Any }
@@ -226,19 +231,20 @@ impl TxRules {
     /// Checks many transactions, verifying their signatures as one batch. Returns one result per
     /// input, in order; a bad item is named and does not spoil the others.
     pub fn verify_many(&self, txs: Vec<Transaction>) -> Vec<Result<VerifiedTx>> {
-        self.verify_many_reusing(txs, &|_| None)
+        self.verify_many_reusing(txs, &nothing_known)
     }
 
-    /// Like [`TxRules::verify_many`], but a transaction for which `known` returns an already
-    /// verified transaction with the same `tx_id` *and identical content, signature included*
-    /// is taken as it is, without a second signature check. The node passes its mempool here,
+    /// Like [`TxRules::verify_many`], but a transaction for which `known` (asked once, with every
+    /// `tx_id` of the call, and answering one entry per id) returns an already verified
+    /// transaction with the same `tx_id` *and identical content, signature included* is taken
+    /// as it is, without a second signature check. The node passes its mempool here,
     /// so a backup does not verify again, in a PRE-PREPARE, the transactions it verified when
     /// they were gossiped. (`tx_id` does not cover the signature, hence the full comparison: a
     /// batch carrying a known id with a forged signature is checked and refused.)
     pub fn verify_many_reusing(
         &self,
         txs: Vec<Transaction>,
-        known: &dyn Fn(&Hash) -> Option<VerifiedTx>,
+        known: &dyn Fn(&[Hash]) -> Vec<Option<VerifiedTx>>,
     ) -> Vec<Result<VerifiedTx>> {
         self.verify_many_split(txs, known).0
     }
@@ -249,30 +255,34 @@ impl TxRules {
     pub fn verify_many_split(
         &self,
         txs: Vec<Transaction>,
-        known: &dyn Fn(&Hash) -> Option<VerifiedTx>,
+        known: &dyn Fn(&[Hash]) -> Vec<Option<VerifiedTx>>,
     ) -> (Vec<Result<VerifiedTx>>, Vec<VerifiedTx>) {
         self.verify_staged_split(txs.into_iter().map(Transaction::stage).collect(), known)
     }
 
     /// [`TxRules::verify_many`] on transactions whose signing bytes and ids are already computed.
     pub fn verify_staged(&self, txs: Vec<StagedTx>) -> Vec<Result<VerifiedTx>> {
-        self.verify_staged_split(txs, &|_| None).0
+        self.verify_staged_split(txs, &nothing_known).0
     }
 
     fn verify_staged_split(
         &self,
         txs: Vec<StagedTx>,
-        known: &dyn Fn(&Hash) -> Option<VerifiedTx>,
+        known: &dyn Fn(&[Hash]) -> Vec<Option<VerifiedTx>>,
     ) -> (Vec<Result<VerifiedTx>>, Vec<VerifiedTx>) {
         enum Staged {
             Known(VerifiedTx),
             Check(Box<Transaction>, Vec<u8>, Hash),
         }
+        let ids: Vec<Hash> = txs.iter().map(StagedTx::id).collect();
+        let found = known(&ids);
+        assert_eq!(found.len(), ids.len(), "a known-transaction lookup answers once per id");
         // Static checks first; only the survivors go into the batch.
         let mut staged: Vec<Result<Staged>> = txs
             .into_iter()
-            .map(|StagedTx { tx, bytes, id }| {
-                if let Some(v) = known(&id).filter(|v| *v.tx() == tx) {
+            .zip(found)
+            .map(|(StagedTx { tx, bytes, id }, found)| {
+                if let Some(v) = found.filter(|v| *v.tx() == tx) {
                     return Ok(Staged::Known(v));
                 }
                 tx.check_static(&self.chain_id, &self.limits)?;
@@ -424,7 +434,7 @@ mod tests {
         let a = Transaction::sign("ordo-test", &k, 1, put("a", "1"));
         let b = Transaction::sign("ordo-test", &k, 2, put("b", "2"));
         let va = rules.verify(a.clone()).unwrap();
-        let known = |id: &Hash| (*id == va.id()).then(|| va.clone());
+        let known = |ids: &[Hash]| ids.iter().map(|id| (*id == va.id()).then(|| va.clone())).collect();
         let out = rules.verify_many_reusing(vec![a.clone(), b.clone()], &known);
         assert_eq!(out[0].as_ref().unwrap(), &va);
         assert_eq!(out[1].as_ref().unwrap().tx(), &b);
@@ -441,7 +451,7 @@ mod tests {
         assert!(fresh.is_empty(), "a refused transaction is never reported fresh");
         // A known id does not bypass the static rules of another chain either.
         let other = TxRules::new("other-chain");
-        assert!(matches!(other.verify_many_reusing(vec![b], &|_| None)[0], Err(ChainError::WrongChainId { .. })));
+        assert!(matches!(other.verify_many_reusing(vec![b], &nothing_known)[0], Err(ChainError::WrongChainId { .. })));
     }
 
     fn key() -> Keypair {

@@ -165,7 +165,7 @@ fn build_pbft(s: &Setup, genesis_hash: ordo_chain::Hash) -> anyhow::Result<(Repl
     let known = s.ledger.mempool().clone();
     let ledger = s.ledger.clone();
     let verify_ctx = VerifyContext::new(s.genesis.committee(), s.rules.clone(), &pbft)
-        .with_known_txs(Arc::new(move |id: &ordo_chain::Hash| known.get(id)))
+        .with_known_txs(Arc::new(move |ids: &[ordo_chain::Hash]| known.get_many(ids)))
         .with_fresh_txs(Arc::new(move |txs| {
             if let Err(e) = ledger.admit(txs) {
                 warn!(error = %e, "could not keep a PRE-PREPARE's transactions in the mempool");

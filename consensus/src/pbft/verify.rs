@@ -15,8 +15,9 @@ use crate::error::{ConsensusError, Result};
 use crate::interface::CommittedBatch;
 use crate::verified::Verified;
 
-/// Looks up a transaction this node already verified (its mempool), by `tx_id`.
-pub type KnownTxs = Arc<dyn Fn(&Hash) -> Option<VerifiedTx> + Send + Sync>;
+/// Looks up transactions this node already verified (its mempool), by `tx_id`: one answer per
+/// id, a whole batch in one call.
+pub type KnownTxs = Arc<dyn Fn(&[Hash]) -> Vec<Option<VerifiedTx>> + Send + Sync>;
 
 /// Told of the transactions a PRE-PREPARE's verification checked and found good (those
 /// [`KnownTxs`] did not supply), so that the node can keep them (its mempool) and never check
@@ -86,7 +87,7 @@ impl VerifyContext {
     pub(crate) fn verify_txs(&self, txs: Vec<Transaction>, report_fresh: bool) -> Vec<ordo_chain::Result<VerifiedTx>> {
         let (results, fresh) = match &self.known {
             Some(k) => self.rules.verify_many_split(txs, &**k),
-            None => self.rules.verify_many_split(txs, &|_| None),
+            None => self.rules.verify_many_split(txs, &ordo_chain::tx::nothing_known),
         };
         if let Some(tell) = self.fresh.as_ref().filter(|_| report_fresh) {
             if !fresh.is_empty() {
