@@ -8,7 +8,8 @@
 //! honouring `Retry-After` for the node that sent it (`submit`), while a follower reads the chain
 //! block by block to see when each transaction committed (`watch`). The report (`report`) gives
 //! committed throughput as a fraction of the ceiling, HDR latency percentiles, refusals per node
-//! and each node's view before and after. The throughput is a result only when every
+//! and each node's view before and after, and the CPU time the nodes spent per committed
+//! transaction (from their `ordo_process_cpu_seconds_total`). The throughput is a result only when every
 //! transaction committed; otherwise the command says how many did not and exits non-zero.
 //!
 //! Layout: `sign` (keys, signing, request bodies), `ceiling`, `http` (answers sorted into taken,
@@ -260,12 +261,14 @@ fn run_step(
         .map(|((url, stats), (b, f))| NodeReport {
             url,
             stats,
-            view_before: b.0,
-            view_after: f.0,
-            view_changes_total_before: b.1,
-            view_changes_total_after: f.1,
+            view_before: b.view,
+            view_after: f.view,
+            view_changes_total_before: b.view_changes_total,
+            view_changes_total_after: f.view_changes_total,
+            cpu_seconds: b.cpu_seconds.zip(f.cpu_seconds).map(|(b, f)| report::round((f - b).max(0.0), 3)),
         })
         .collect();
+    let node_cpu = report::total_cpu_seconds(&per_node);
     let ids: Vec<&Hash> = requests.iter().flat_map(|r| r.ids.iter()).collect();
     let spacing = (ids.len() / SAMPLE_TX_IDS).max(1);
     Ok(StepReport {
@@ -298,24 +301,46 @@ fn run_step(
         ceiling: ceiling.clone(),
         latency_ms: latencies.percentiles(),
         view_changes: per_node.iter().filter_map(NodeReport::view_changes).max(),
+        node_cpu_seconds: node_cpu.map(|c| report::round(c, 3)),
+        node_cpu_us_per_tx: node_cpu
+            .filter(|_| seen.committed > 0)
+            .map(|c| report::round(c * 1e6 / seen.committed as f64, 1)),
         per_node,
         sample_tx_ids: ids.iter().step_by(spacing).take(SAMPLE_TX_IDS).map(|h| h.to_hex()).collect(),
         event_subscribers: subscribe::SubscribersReport::of(&tallies),
     })
 }
 
-/// Each node's (view or term, `ordo_consensus_view_changes_total`), `None` where it did not
-/// answer. Asked all at once, so a paused node costs one read timeout, not one per node.
-fn read_views(agent: &ureq::Agent, urls: &[String]) -> Vec<(Option<u64>, Option<u64>)> {
+/// What the bench reads of one node before and after a step; each part `None` where the node
+/// did not answer or does not serve it.
+#[derive(Default)]
+struct NodeReading {
+    /// The PBFT view or Raft term.
+    view: Option<u64>,
+    /// `ordo_consensus_view_changes_total`.
+    view_changes_total: Option<u64>,
+    /// `ordo_process_cpu_seconds_total`.
+    cpu_seconds: Option<f64>,
+}
+
+/// Each node's view or term, view-change count and CPU time. Asked all at once, so a paused node
+/// costs one read timeout, not one per node.
+fn read_views(agent: &ureq::Agent, urls: &[String]) -> Vec<NodeReading> {
     std::thread::scope(|s| {
         let handles: Vec<_> = urls
             .iter()
             .map(|u| {
                 s.spawn(move || {
-                    let Some(status) = get_json(agent, u, "/v1/status").ok().flatten() else { return (None, None) };
+                    let Some(status) = get_json(agent, u, "/v1/status").ok().flatten() else {
+                        return NodeReading::default();
+                    };
                     let view = status["view"].as_u64().or_else(|| status["term"].as_u64());
-                    let total = get_text(agent, u, "/metrics").and_then(|m| report::view_changes_total(&m));
-                    (view, total)
+                    let metrics = get_text(agent, u, "/metrics");
+                    NodeReading {
+                        view,
+                        view_changes_total: metrics.as_deref().and_then(report::view_changes_total),
+                        cpu_seconds: metrics.as_deref().and_then(report::process_cpu_seconds),
+                    }
                 })
             })
             .collect();

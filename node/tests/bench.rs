@@ -70,7 +70,13 @@ fn a_small_run_and_a_sweep_report_what_the_chain_holds() {
     for n in nodes {
         assert!(n["requests"].as_u64().unwrap() >= 1, "{n}");
         assert!(n["view_after"].as_u64().unwrap() >= n["view_before"].as_u64().unwrap(), "{n}");
+        // Every validator verified 2,000 signatures during the step: CPU time it cannot hide.
+        assert!(f(&n["cpu_seconds"]) > 0.0, "{n}");
     }
+    // The committee's CPU is the nodes' sum, and per transaction it is that sum over 2,000.
+    let cpu: f64 = nodes.iter().map(|n| f(&n["cpu_seconds"])).sum();
+    assert!((f(&r["node_cpu_seconds"]) - cpu).abs() < 0.01, "{r}");
+    assert!((f(&r["node_cpu_us_per_tx"]) - cpu * 1e6 / 2000.0).abs() < 10.0, "{r}");
 
     // The blocks it covers hold at least its transactions, from its 200 senders.
     let (first, last) = (r["first_height"].as_u64().unwrap(), r["last_height"].as_u64().unwrap());

@@ -68,6 +68,9 @@ pub struct NodeReport {
     /// `ordo_consensus_view_changes_total` from `/metrics`, where the node serves it.
     pub view_changes_total_before: Option<u64>,
     pub view_changes_total_after: Option<u64>,
+    /// CPU seconds the node's process used during the step (`ordo_process_cpu_seconds_total`
+    /// after less before), where the node serves it.
+    pub cpu_seconds: Option<f64>,
 }
 
 impl NodeReport {
@@ -121,6 +124,12 @@ pub struct StepReport {
     pub latency_ms: LatencyMs,
     /// The most view changes any node saw during the step.
     pub view_changes: Option<u64>,
+    /// CPU seconds all the nodes' processes used during the step, when every node reported it.
+    pub node_cpu_seconds: Option<f64>,
+    /// `node_cpu_seconds` per committed transaction, in microseconds: the committee's work per
+    /// transaction. On a shared machine it moves far less than throughput does, so it is the
+    /// figure to compare two builds by when a change removes work.
+    pub node_cpu_us_per_tx: Option<f64>,
     pub per_node: Vec<NodeReport>,
     /// A few of the step's `tx_id`s, evenly spaced, for spot checks against the chain.
     pub sample_tx_ids: Vec<String>,
@@ -147,10 +156,20 @@ pub fn achieved_rate(offers: &[(Instant, usize)]) -> Option<f64> {
 /// `ordo_consensus_view_changes_total` from a Prometheus text page (unlabelled, or summed over
 /// its labels).
 pub fn view_changes_total(metrics: &str) -> Option<u64> {
-    const NAME: &str = "ordo_consensus_view_changes_total";
+    metric_sum(metrics, "ordo_consensus_view_changes_total").map(|v| v as u64)
+}
+
+/// `ordo_process_cpu_seconds_total` (the node process's CPU time so far) from a Prometheus text page.
+pub fn process_cpu_seconds(metrics: &str) -> Option<f64> {
+    metric_sum(metrics, "ordo_process_cpu_seconds_total")
+}
+
+/// The sum of a metric's samples on a Prometheus text page (one unlabelled sample, or every
+/// labelled one); `None` when the page has no sample of it.
+fn metric_sum(metrics: &str, name: &str) -> Option<f64> {
     let mut total = None;
     for line in metrics.lines() {
-        let Some(rest) = line.strip_prefix(NAME) else { continue };
+        let Some(rest) = line.strip_prefix(name) else { continue };
         let value = match rest.chars().next() {
             Some(' ') => rest.trim(),
             Some('{') => rest.rsplit_once('}').map_or("", |(_, v)| v.trim()),
@@ -158,7 +177,7 @@ pub fn view_changes_total(metrics: &str) -> Option<u64> {
         };
         // A sample line is `name[{labels}] value [timestamp]`.
         let v: f64 = value.split_whitespace().next()?.parse().ok()?;
-        *total.get_or_insert(0) += v as u64;
+        *total.get_or_insert(0.0) += v;
     }
     total
 }
@@ -249,7 +268,15 @@ pub fn step_text(r: &StepReport) -> Vec<String> {
             r.ceiling_tx_per_s
         ));
     }
+    if let (Some(cpu), Some(per_tx)) = (r.node_cpu_seconds, r.node_cpu_us_per_tx) {
+        lines.push(format!("node CPU: {cpu:.2} s in all nodes = {per_tx:.1} µs per committed transaction"));
+    }
     lines
+}
+
+/// The nodes' CPU seconds in all, when every node reported its own.
+pub fn total_cpu_seconds(per_node: &[NodeReport]) -> Option<f64> {
+    per_node.iter().map(|n| n.cpu_seconds).sum::<Option<f64>>().filter(|_| !per_node.is_empty())
 }
 
 pub fn sweep_header() -> String {
@@ -314,6 +341,10 @@ mod tests {
                         ordo_consensus_view_changes_total{reason=\"request\"} 3 1700000000\n";
         assert_eq!(view_changes_total(labelled), Some(5));
         assert_eq!(view_changes_total("ordo_consensus_view 3\n"), None);
+        let cpu = "# TYPE ordo_process_cpu_seconds counter\n# UNIT ordo_process_cpu_seconds seconds\n\
+                   ordo_process_cpu_seconds_total 12.5\n";
+        assert_eq!(process_cpu_seconds(cpu), Some(12.5));
+        assert_eq!(process_cpu_seconds(page), None);
         assert_eq!(view_changes_total("<html>not found</html>"), None);
 
         let mut n = NodeReport {
@@ -323,6 +354,7 @@ mod tests {
             view_after: Some(5),
             view_changes_total_before: None,
             view_changes_total_after: None,
+            cpu_seconds: Some(1.5),
         };
         assert_eq!(n.view_changes(), Some(3));
         n.view_changes_total_before = Some(10);
@@ -331,6 +363,14 @@ mod tests {
         n.view_changes_total_after = None;
         n.view_after = None;
         assert_eq!(n.view_changes(), None, "a node that stopped answering has no count");
+
+        // The committee's CPU is a total only when every node reported its own.
+        let mut other = n.clone();
+        other.cpu_seconds = Some(2.0);
+        assert_eq!(total_cpu_seconds(&[n.clone(), other.clone()]), Some(3.5));
+        other.cpu_seconds = None;
+        assert_eq!(total_cpu_seconds(&[n, other]), None);
+        assert_eq!(total_cpu_seconds(&[]), None);
     }
 
     #[test]
