@@ -9,8 +9,9 @@
 //! block by block to see when each transaction committed (`watch`). The report (`report`) gives
 //! committed throughput as a fraction of the ceiling, HDR latency percentiles, refusals per node
 //! and each node's view before and after, and the CPU time the nodes spent per committed
-//! transaction (from their `ordo_process_cpu_seconds_total`). The throughput is a result only when every
-//! transaction committed; otherwise the command says how many did not and exits non-zero.
+//! transaction (from their `ordo_process_cpu_seconds_total`). The throughput is a result only
+//! when every transaction committed; otherwise the command says how many did not and exits
+//! non-zero.
 //!
 //! Layout: `sign` (keys, signing, request bodies), `ceiling`, `http` (answers sorted into taken,
 //! refused, rejected), `submit`, `watch`, `report`.
@@ -265,7 +266,7 @@ fn run_step(
             view_after: f.view,
             view_changes_total_before: b.view_changes_total,
             view_changes_total_after: f.view_changes_total,
-            cpu_seconds: b.cpu_seconds.zip(f.cpu_seconds).map(|(b, f)| report::round((f - b).max(0.0), 3)),
+            cpu_seconds: report::cpu_during(b.cpu_seconds, f.cpu_seconds),
         })
         .collect();
     let node_cpu = report::total_cpu_seconds(&per_node);

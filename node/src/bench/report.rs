@@ -274,6 +274,13 @@ pub fn step_text(r: &StepReport) -> Vec<String> {
     lines
 }
 
+/// A node's CPU seconds during a step, from its counter before and after. A counter that went
+/// down belongs to a node that restarted during the step, whose CPU before the restart is lost:
+/// it gets no figure rather than a wrong one.
+pub fn cpu_during(before: Option<f64>, after: Option<f64>) -> Option<f64> {
+    before.zip(after).filter(|(b, a)| a >= b).map(|(b, a)| round(a - b, 3))
+}
+
 /// The nodes' CPU seconds in all, when every node reported its own.
 pub fn total_cpu_seconds(per_node: &[NodeReport]) -> Option<f64> {
     per_node.iter().map(|n| n.cpu_seconds).sum::<Option<f64>>().filter(|_| !per_node.is_empty())
@@ -371,6 +378,10 @@ mod tests {
         other.cpu_seconds = None;
         assert_eq!(total_cpu_seconds(&[n, other]), None);
         assert_eq!(total_cpu_seconds(&[]), None);
+        assert_eq!(cpu_during(Some(10.0), Some(12.25)), Some(2.25));
+        assert_eq!(cpu_during(Some(10.0), Some(0.5)), None, "the node restarted during the step");
+        assert_eq!(cpu_during(None, Some(3.0)), None);
+        assert_eq!(cpu_during(Some(3.0), None), None);
     }
 
     #[test]
