@@ -15,8 +15,9 @@ impl Replica {
             Some(s) => {
                 s.target = target;
                 s.peers = peers;
+                s.empty_answers = 0;
             }
-            None => self.sync = Some(Sync { target, peers, attempt: 0, requested_ms: 0 }),
+            None => self.sync = Some(Sync { target, peers, attempt: 0, requested_ms: 0, empty_answers: 0 }),
         }
         self.request_blocks();
     }
@@ -33,6 +34,7 @@ impl Replica {
     }
 
     pub(super) fn on_synced(&mut self, mut blocks: Vec<Verified<CommittedBatch>>) {
+        let before = self.committed_height;
         blocks.sort_by_key(|b| b.header.height);
         // The newest certificate of the answer tells where the committee is (verification
         // checked it against the committee).
@@ -63,10 +65,26 @@ impl Replica {
         }
         self.try_execute();
         self.try_new_view();
-        match &self.sync {
-            Some(s) if self.committed_height >= s.target => self.sync = None,
-            Some(_) => self.request_blocks(),
-            None => {}
+        let progressed = self.committed_height > before;
+        let ask_now = match &mut self.sync {
+            Some(s) if self.committed_height >= s.target => {
+                self.sync = None;
+                false
+            }
+            Some(s) => {
+                // After progress, the rest is asked for at once, and after an answer without a
+                // block the next peer is. But once every peer has answered without one, none of
+                // them holds the target yet (it is certified, but still being committed, as
+                // after a view change): asking again at once would flood the committee with
+                // requests each answered by nothing, at every round trip, for as long as that
+                // lasts. The retransmission timer asks again.
+                s.empty_answers = if progressed { 0 } else { s.empty_answers + 1 };
+                s.empty_answers < s.peers.len()
+            }
+            None => false,
+        };
+        if ask_now {
+            self.request_blocks();
         }
     }
 

@@ -85,6 +85,10 @@ struct Sync {
     peers: Vec<PublicKey>,
     attempt: usize,
     requested_ms: u64,
+    /// Answers in a row that brought no block this replica could commit. Once every peer has
+    /// answered so, the next request waits for the retransmission timer (see
+    /// `Replica::on_synced`).
+    empty_answers: usize,
 }
 
 /// Counters for metrics and the simulation's figures.
