@@ -195,7 +195,7 @@ fn run_step(
     }
 
     let reader = http::agent(READ_TIMEOUT_MS);
-    let before = read_views(&reader, urls);
+    let before = read_nodes(&reader, urls);
     // Our transactions can only be in blocks after the highest height any node has now.
     let from_height = urls
         .iter()
@@ -240,7 +240,7 @@ fn run_step(
     });
     let submit_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let after = read_views(&reader, urls);
+    let after = read_nodes(&reader, urls);
 
     let mut latencies = Latencies::new();
     for (tx, at) in seen.commit_at.iter().enumerate() {
@@ -326,7 +326,7 @@ struct NodeReading {
 
 /// Each node's view or term, view-change count and CPU time. Asked all at once, so a paused node
 /// costs one read timeout, not one per node.
-fn read_views(agent: &ureq::Agent, urls: &[String]) -> Vec<NodeReading> {
+fn read_nodes(agent: &ureq::Agent, urls: &[String]) -> Vec<NodeReading> {
     std::thread::scope(|s| {
         let handles: Vec<_> = urls
             .iter()
