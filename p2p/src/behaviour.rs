@@ -108,7 +108,6 @@ fn build_behaviour(
             .with_agent_version(format!("ordo-p2p/{}", env!("CARGO_PKG_VERSION"))),
     );
 
-    let tx_topic = Topics::new(chain).tx.hash();
     let gossip_config = gossipsub::ConfigBuilder::default()
         // Messages carry their author and a sequence number (the message id) but no gossipsub
         // signature: only validators can connect at all (the allow-list, Noise), every payload
@@ -122,23 +121,6 @@ fn build_behaviour(
         .validate_messages()
         .max_transmit_size(gossip_transmit_max_bytes(config.max_message_bytes))
         .heartbeat_interval(Duration::from_millis(config.gossip_heartbeat_ms))
-        // Transactions: no mesh, so no forwarding. Every validator connects to every other and
-        // a publisher sends its own messages to each subscribed validator (`flood_publish`), so
-        // eager forwarding only multiplied the copies: in a 4-validator testnet each node
-        // received every gossiped batch about three times (once from its author and once from
-        // each of the two others), every copy through TCP, Noise and decoding before gossipsub
-        // dropped it as a duplicate, and IDONTWANT (sent on receipt, racing the others'
-        // immediate forwards) saved almost none (docs/p2p.md). What forwarding gave is kept by
-        // gossipsub's lazy repair: at each heartbeat a validator tells peers outside its mesh
-        // (`gossip_lazy`, six: all of them in a committee of up to seven) the ids it holds
-        // (IHAVE), and one that missed a batch (its link to the author was down) asks for it
-        // (IWANT). The peers topic keeps its mesh:
-        // announcements are small and rare, and a node that knows only its bootstrap learns
-        // the others through them at once.
-        .mesh_n_for_topic(0, tx_topic.clone())
-        .mesh_n_low_for_topic(0, tx_topic.clone())
-        .mesh_n_high_for_topic(0, tx_topic.clone())
-        .mesh_outbound_min_for_topic(0, tx_topic)
         .build()
         .map_err(|e| P2pError::Setup { reason: format!("gossipsub config: {e}") })?;
     let gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Author(me), gossip_config)

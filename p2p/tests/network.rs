@@ -201,56 +201,6 @@ async fn gossip_and_direct_messages_reach_the_right_validators() {
     .expect("test finished in time");
 }
 
-/// Transactions are not forwarded (the tx topic has no mesh: each validator hears a batch from its
-/// author only, docs/p2p.md), so a validator that missed one gets it from gossipsub's lazy repair:
-/// at each heartbeat its peers tell it the ids they hold (IHAVE) and it asks for the rest (IWANT).
-/// Here node2 joins after node0 published, knowing only node1, and still receives the batch.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_validator_that_missed_a_transaction_batch_gets_it_through_lazy_repair() {
-    init_tracing();
-    timeout(TEST_TIMEOUT, async {
-        // A slow heartbeat keeps the batch advertised (the last three heartbeats) while node2
-        // starts, however busy the machine.
-        let slow = |c: &mut P2pConfig| c.gossip_heartbeat_ms = 1_000;
-        let validators = committee(3);
-        let mut c0 = test_config(seed(0), validators.clone(), "/ip4/127.0.0.1/tcp/0", vec![]);
-        slow(&mut c0);
-        let node0 = start(c0).await;
-        let mut c1 = test_config(seed(1), validators.clone(), "/ip4/127.0.0.1/tcp/0", vec![node0.addr()]);
-        slow(&mut c1);
-        let mut nodes = vec![node0, start(c1).await];
-        let (key0, key1) = (nodes[0].key, nodes[1].key);
-        let linked =
-            |n: &Node, k: PublicKey| n.handle.peers().iter().any(|p| p.key == k && p.connected && p.gossip_ready);
-        wait_until("node0 and node1 connected", Duration::from_secs(10), || {
-            linked(&nodes[0], key1) && linked(&nodes[1], key0)
-        })
-        .await;
-        nodes[0].handle.publish_tx(b"tx-early".to_vec()).await.unwrap();
-        match next_message(&mut nodes[1].events, Duration::from_secs(5)).await {
-            Some(P2pEvent::Tx { bytes, .. }) => assert_eq!(bytes, b"tx-early"),
-            other => panic!("node1 expected the tx, got {other:?}"),
-        }
-
-        let mut c2 = test_config(seed(2), validators, "/ip4/127.0.0.1/tcp/0", vec![nodes[1].addr()]);
-        slow(&mut c2);
-        let mut late = start(c2).await;
-        match next_message(&mut late.events, Duration::from_secs(10)).await {
-            Some(P2pEvent::Tx { from, bytes }) => {
-                assert_eq!(bytes, b"tx-early");
-                assert_eq!(from, nodes[0].key, "the author, not the validator that repaired the gap");
-            }
-            other => panic!("the late validator expected the earlier tx, got {other:?}"),
-        }
-        nodes.push(late);
-        for n in nodes {
-            n.stop().await;
-        }
-    })
-    .await
-    .expect("test finished in time");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_requests_are_answered_through_the_reply_channel() {
     init_tracing();
