@@ -417,7 +417,8 @@ fn replica_behind_a_stable_checkpoint_fetches_certified_blocks() {
 fn catch_up_asks_each_peer_once_then_waits_for_the_timer_when_nobody_has_the_block() {
     // After a view change, a height may hold COMMITs while no validator has committed it yet:
     // each answer to a fetch is empty. Asking the next peer at once, every round trip, flooded
-    // the committee with requests (tonight's release sweep logged ~140 in 1.2 s on one node).
+    // the committee with requests (a release sweep logged ~140 in 1.2 s on one node; docs/
+    // performance.md, fourth round).
     // Each peer is asked once; then only the retransmission timer asks again.
     let mut r = replica(3);
     let b = batch(1, 0, txs(2, 90));
