@@ -178,6 +178,7 @@ impl Metrics {
         r.register("ordo_events_subscribers", "Open /v1/events streams", m.events_subscribers.clone());
         r.register("ordo_build_info", "This build's version and consensus engine (always 1)", build);
         r.register_collector(Box::new(ProcessCpu));
+        r.register_collector(Box::new(SignatureChecks));
         Arc::new(Metrics { registry: r, ..m })
     }
 
@@ -235,6 +236,34 @@ impl Collector for ProcessCpu {
             counter.metric_type(),
         )?;
         counter.encode(metric)
+    }
+}
+
+/// `ordo_signature_checks_total{path}`: ed25519 signatures this node has checked, `path="batch"`
+/// (transactions, in batches) or `"single"` (consensus votes, and the items of a batch that failed,
+/// checked again alone). Transactions dominate the node's CPU, and each validator should check
+/// each one once: `ordo bench` divides the committee's checks by the committed transactions.
+#[derive(Debug)]
+struct SignatureChecks;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabels {
+    path: &'static str,
+}
+
+impl Collector for SignatureChecks {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (batch, single) = ordo_chain::crypto::signatures_checked();
+        let mut family = encoder.encode_descriptor(
+            "ordo_signature_checks",
+            "Ed25519 signatures this node has checked, in batches or singly",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (path, n) in [("batch", batch), ("single", single)] {
+            ConstCounter::new(n).encode(family.encode_family(&PathLabels { path })?)?;
+        }
+        Ok(())
     }
 }
 
@@ -325,5 +354,26 @@ mod tests {
         let served: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         assert!(served >= before + 0.05, "served {served}, was {before} before 50 ms of work");
         assert!(text.contains("# TYPE ordo_process_cpu_seconds counter"), "{text}");
+    }
+
+    #[test]
+    fn signature_checks_are_served_by_path_and_grow() {
+        let served = |text: &str, path: &str| -> u64 {
+            let prefix = format!("ordo_signature_checks_total{{path=\"{path}\"}} ");
+            let line = text.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("{prefix} in {text}"));
+            line[prefix.len()..].parse().unwrap()
+        };
+        let m = Metrics::new("pbft", 4);
+        let before = m.encode();
+        let key = ordo_chain::Keypair::from_seed([4; 32]);
+        let sig = key.sign(b"m");
+        key.public().verify_strict(b"m", &sig).unwrap();
+        let public = key.public();
+        let items = [ordo_chain::crypto::SigCheck { key: &public, msg: b"m", sig: &sig }; 1];
+        assert!(ordo_chain::crypto::verify_batch(&items)[0].is_ok());
+        let after = m.encode();
+        assert!(served(&after, "single") > served(&before, "single"));
+        assert!(served(&after, "batch") > served(&before, "batch"));
+        assert!(after.contains("# TYPE ordo_signature_checks counter"), "{after}");
     }
 }

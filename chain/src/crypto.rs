@@ -2,6 +2,7 @@
 //! strict ed25519 verification, singly and in batches.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use curve25519_dalek::constants::EIGHT_TORSION;
@@ -191,6 +192,18 @@ pub enum SigError {
     Invalid,
 }
 
+/// Signatures this process has checked so far, in batches and singly: how a node measures that
+/// it verifies each transaction once (`ordo bench` reports the committee's checks per committed
+/// transaction). One relaxed atomic add per batch or single check.
+static CHECKED_IN_BATCHES: AtomicU64 = AtomicU64::new(0);
+static CHECKED_SINGLY: AtomicU64 = AtomicU64::new(0);
+
+/// How many signatures this process has checked: `(in batches, singly)`. A batch that fails is
+/// counted in both, since each of its items is then checked again alone.
+pub fn signatures_checked() -> (u64, u64) {
+    (CHECKED_IN_BATCHES.load(Ordering::Relaxed), CHECKED_SINGLY.load(Ordering::Relaxed))
+}
+
 /// Senders' keys already decompressed and checked. Decompressing a point is a field
 /// exponentiation, about a quarter of a batch verification's cost per signature, and a busy
 /// consortium has far fewer senders than transactions. Only keys that passed every check are
@@ -223,6 +236,7 @@ impl PublicKey {
 
     /// Strict verification (protocol §1): rejects small-order keys, small-order R and non-canonical S.
     pub fn verify_strict(&self, msg: &[u8], sig: &Signature) -> Result<(), SigError> {
+        CHECKED_SINGLY.fetch_add(1, Ordering::Relaxed);
         let vk = self.to_verifying_key()?;
         let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
         vk.verify_strict(msg, &sig).map_err(|_| SigError::Invalid)
@@ -289,6 +303,7 @@ pub fn verify_batch(items: &[SigCheck<'_>]) -> Vec<Result<(), SigError>> {
     if items.is_empty() {
         return Vec::new();
     }
+    CHECKED_IN_BATCHES.fetch_add(items.len() as u64, Ordering::Relaxed);
     let mut keys = Vec::with_capacity(items.len());
     let mut sigs = Vec::with_capacity(items.len());
     let mut msgs = Vec::with_capacity(items.len());
@@ -315,6 +330,31 @@ pub fn verify_batch(items: &[SigCheck<'_>]) -> Vec<Result<(), SigError>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checks_are_counted_in_batches_and_singly() {
+        let key = Keypair::from_seed([9; 32]);
+        let msgs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10]).collect();
+        let sigs: Vec<Signature> = msgs.iter().map(|m| key.sign(m)).collect();
+        let public = key.public();
+        let items: Vec<SigCheck<'_>> =
+            msgs.iter().zip(&sigs).map(|(m, s)| SigCheck { key: &public, msg: m, sig: s }).collect();
+        // Other tests run in parallel in this process: the counters only ever grow, by at least
+        // what this test did.
+        let (batch0, single0) = signatures_checked();
+        assert!(verify_batch(&items).iter().all(Result::is_ok));
+        let (batch1, single1) = signatures_checked();
+        assert!(batch1 >= batch0 + 5);
+        assert!(public.verify_strict(&msgs[0], &sigs[0]).is_ok());
+        assert!(signatures_checked().1 > single1.max(single0));
+        // A failing batch is checked again item by item.
+        let bad = key.sign(b"something else");
+        let mut items = items;
+        items[2].sig = &bad;
+        let (_, single2) = signatures_checked();
+        assert!(verify_batch(&items)[2].is_err());
+        assert!(signatures_checked().1 >= single2 + 5);
+    }
 
     #[test]
     fn hex_roundtrip_and_errors() {

@@ -267,9 +267,11 @@ fn run_step(
             view_changes_total_before: b.view_changes_total,
             view_changes_total_after: f.view_changes_total,
             cpu_seconds: report::cpu_during(b.cpu_seconds, f.cpu_seconds),
+            signature_checks: report::count_during(b.signature_checks, f.signature_checks),
         })
         .collect();
     let node_cpu = report::total_cpu_seconds(&per_node);
+    let checks = report::total_signature_checks(&per_node);
     let ids: Vec<&Hash> = requests.iter().flat_map(|r| r.ids.iter()).collect();
     let spacing = (ids.len() / SAMPLE_TX_IDS).max(1);
     Ok(StepReport {
@@ -306,6 +308,10 @@ fn run_step(
         node_cpu_us_per_tx: node_cpu
             .filter(|_| seen.committed > 0)
             .map(|c| report::round(c * 1e6 / seen.committed as f64, 1)),
+        signature_checks: checks,
+        signature_checks_per_tx: checks
+            .filter(|_| seen.committed > 0)
+            .map(|c| report::round(c as f64 / seen.committed as f64, 3)),
         per_node,
         sample_tx_ids: ids.iter().step_by(spacing).take(SAMPLE_TX_IDS).map(|h| h.to_hex()).collect(),
         event_subscribers: subscribe::SubscribersReport::of(&tallies),
@@ -322,6 +328,8 @@ struct NodeReading {
     view_changes_total: Option<u64>,
     /// `ordo_process_cpu_seconds_total`.
     cpu_seconds: Option<f64>,
+    /// `ordo_signature_checks_total`, both paths.
+    signature_checks: Option<f64>,
 }
 
 /// Each node's view or term, view-change count and CPU time. Asked all at once, so a paused node
@@ -341,6 +349,7 @@ fn read_nodes(agent: &ureq::Agent, urls: &[String]) -> Vec<NodeReading> {
                         view,
                         view_changes_total: metrics.as_deref().and_then(report::view_changes_total),
                         cpu_seconds: metrics.as_deref().and_then(report::process_cpu_seconds),
+                        signature_checks: metrics.as_deref().and_then(report::signature_checks),
                     }
                 })
             })

@@ -71,6 +71,9 @@ pub struct NodeReport {
     /// CPU seconds the node's process used during the step (`ordo_process_cpu_seconds_total`
     /// after less before), where the node serves it.
     pub cpu_seconds: Option<f64>,
+    /// Ed25519 signatures the node checked during the step (`ordo_signature_checks_total`, in
+    /// batches and singly), where the node serves it.
+    pub signature_checks: Option<u64>,
 }
 
 impl NodeReport {
@@ -130,6 +133,12 @@ pub struct StepReport {
     /// transaction. On a shared machine it moves far less than throughput does, so it is the
     /// figure to compare two builds by when a change removes work.
     pub node_cpu_us_per_tx: Option<f64>,
+    /// Signatures all the nodes checked during the step, when every node reported it.
+    pub signature_checks: Option<u64>,
+    /// `signature_checks` per committed transaction. Each validator should check each
+    /// transaction once, so the floor is the number of validators; what is above it is votes
+    /// (a few per block) and transactions checked twice.
+    pub signature_checks_per_tx: Option<f64>,
     pub per_node: Vec<NodeReport>,
     /// A few of the step's `tx_id`s, evenly spaced, for spot checks against the chain.
     pub sample_tx_ids: Vec<String>,
@@ -162,6 +171,11 @@ pub fn view_changes_total(metrics: &str) -> Option<u64> {
 /// `ordo_process_cpu_seconds_total` (the node process's CPU time so far) from a Prometheus text page.
 pub fn process_cpu_seconds(metrics: &str) -> Option<f64> {
     metric_sum(metrics, "ordo_process_cpu_seconds_total")
+}
+
+/// `ordo_signature_checks_total` (every path summed) from a Prometheus text page.
+pub fn signature_checks(metrics: &str) -> Option<f64> {
+    metric_sum(metrics, "ordo_signature_checks_total")
 }
 
 /// The sum of a metric's samples on a Prometheus text page (one unlabelled sample, or every
@@ -271,6 +285,13 @@ pub fn step_text(r: &StepReport) -> Vec<String> {
     if let (Some(cpu), Some(per_tx)) = (r.node_cpu_seconds, r.node_cpu_us_per_tx) {
         lines.push(format!("node CPU: {cpu:.2} s in all nodes = {per_tx:.1} µs per committed transaction"));
     }
+    if let (Some(checks), Some(per_tx)) = (r.signature_checks, r.signature_checks_per_tx) {
+        lines.push(format!(
+            "signature checks: {checks} in all nodes = {per_tx:.2} per committed transaction ({} validators: {} \
+             would be one check each)",
+            r.validators, r.validators
+        ));
+    }
     lines
 }
 
@@ -281,9 +302,19 @@ pub fn cpu_during(before: Option<f64>, after: Option<f64>) -> Option<f64> {
     before.zip(after).filter(|(b, a)| a >= b).map(|(b, a)| round(a - b, 3))
 }
 
+/// How far a node's counter (signature checks) moved during a step; `None` as in [`cpu_during`].
+pub fn count_during(before: Option<f64>, after: Option<f64>) -> Option<u64> {
+    before.zip(after).filter(|(b, a)| a >= b).map(|(b, a)| (a - b) as u64)
+}
+
 /// The nodes' CPU seconds in all, when every node reported its own.
 pub fn total_cpu_seconds(per_node: &[NodeReport]) -> Option<f64> {
     per_node.iter().map(|n| n.cpu_seconds).sum::<Option<f64>>().filter(|_| !per_node.is_empty())
+}
+
+/// The nodes' signature checks in all, when every node reported its own.
+pub fn total_signature_checks(per_node: &[NodeReport]) -> Option<u64> {
+    per_node.iter().map(|n| n.signature_checks).sum::<Option<u64>>().filter(|_| !per_node.is_empty())
 }
 
 pub fn sweep_header() -> String {
@@ -362,6 +393,7 @@ mod tests {
             view_changes_total_before: None,
             view_changes_total_after: None,
             cpu_seconds: Some(1.5),
+            signature_checks: Some(4_100),
         };
         assert_eq!(n.view_changes(), Some(3));
         n.view_changes_total_before = Some(10);
@@ -376,12 +408,25 @@ mod tests {
         other.cpu_seconds = Some(2.0);
         assert_eq!(total_cpu_seconds(&[n.clone(), other.clone()]), Some(3.5));
         other.cpu_seconds = None;
-        assert_eq!(total_cpu_seconds(&[n, other]), None);
+        assert_eq!(total_cpu_seconds(&[n.clone(), other.clone()]), None);
         assert_eq!(total_cpu_seconds(&[]), None);
         assert_eq!(cpu_during(Some(10.0), Some(12.25)), Some(2.25));
         assert_eq!(cpu_during(Some(10.0), Some(0.5)), None, "the node restarted during the step");
         assert_eq!(cpu_during(None, Some(3.0)), None);
         assert_eq!(cpu_during(Some(3.0), None), None);
+
+        // Signature checks: a total, and a count during the step, the same way.
+        let checks = "# TYPE ordo_signature_checks counter\n\
+                      ordo_signature_checks_total{path=\"batch\"} 4000\n\
+                      ordo_signature_checks_total{path=\"single\"} 120\n";
+        assert_eq!(signature_checks(checks), Some(4120.0));
+        assert_eq!(signature_checks(page), None);
+        assert_eq!(count_during(Some(4120.0), Some(8240.0)), Some(4120));
+        assert_eq!(count_during(Some(4120.0), Some(10.0)), None, "the node restarted during the step");
+        other.signature_checks = Some(3_900);
+        assert_eq!(total_signature_checks(&[other.clone(), other.clone()]), Some(7_800));
+        other.signature_checks = None;
+        assert_eq!(total_signature_checks(&[other]), None);
     }
 
     #[test]
