@@ -28,6 +28,19 @@ pub(crate) const GOSSIP_OVERHEAD_BYTES: usize = 1024;
 pub(crate) fn gossip_transmit_max_bytes(max_message_bytes: usize) -> usize {
     max_message_bytes.saturating_mul(2).saturating_add(GOSSIP_OVERHEAD_BYTES)
 }
+/// The most message ids one IHAVE carries (gossipsub's default is 5,000). A gossipsub message id
+/// here is the author's PeerId in base58 plus the sequence number, about 73 bytes on the wire, so
+/// 150 ids make an IHAVE of about 11 KB. With the default, a node that had published many small
+/// batches (one transaction per client request) advertised thousands of ids in one IHAVE, over
+/// the receiver's control-size limit: the receiver dropped the whole inbound stream ("rpc control
+/// size exceeds max control message size") and lost every message queued behind it. Ids left
+/// out are advertised at the next heartbeat (each one is shuffled in for three heartbeats), and
+/// the node's own re-gossip covers what lazy repair does not.
+pub(crate) const GOSSIP_MAX_IHAVE_IDS: usize = 150;
+/// The most bytes of control messages (IHAVE, IWANT, IDONTWANT, GRAFT, PRUNE) accepted in one
+/// frame (gossipsub's default is 16 KiB). Room for a full IHAVE of `GOSSIP_MAX_IHAVE_IDS` ids with
+/// IDONTWANTs beside it, and for a peer running gossipsub's defaults.
+pub(crate) const GOSSIP_MAX_CONTROL_BYTES: usize = 64 * 1024;
 /// A block-sync request is `u64 from_height || u64 to_height`.
 pub(crate) const SYNC_REQUEST_BYTES: usize = 16;
 /// A direct message is acknowledged with an empty frame; a few bytes of room suffice.
@@ -108,6 +121,7 @@ fn build_behaviour(
             .with_agent_version(format!("ordo-p2p/{}", env!("CARGO_PKG_VERSION"))),
     );
 
+    let tx_topic = Topics::new(chain).tx.hash();
     let gossip_config = gossipsub::ConfigBuilder::default()
         // Messages carry their author and a sequence number (the message id) but no gossipsub
         // signature: only validators can connect at all (the allow-list, Noise), every payload
@@ -121,6 +135,27 @@ fn build_behaviour(
         .validate_messages()
         .max_transmit_size(gossip_transmit_max_bytes(config.max_message_bytes))
         .heartbeat_interval(Duration::from_millis(config.gossip_heartbeat_ms))
+        // Transactions: no mesh, so no forwarding. Every validator connects to every other and
+        // a publisher sends its own messages to each subscribed validator (`flood_publish`), so
+        // eager forwarding only multiplied the copies: in a 4-validator testnet each node
+        // received every gossiped batch about three times (once from its author and once from
+        // each of the two others), every copy through TCP, Noise and decoding before gossipsub
+        // dropped it as a duplicate, and IDONTWANT (sent on receipt, racing the others'
+        // immediate forwards) saved almost none (docs/p2p.md). What forwarding gave is kept by
+        // gossipsub's lazy repair: at each heartbeat a validator tells peers outside its mesh
+        // (`gossip_lazy`, six: all of them in a committee of up to seven) the ids it holds
+        // (IHAVE), and one that missed a batch (its link to the author was down) asks for it
+        // (IWANT). The peers topic keeps its mesh:
+        // announcements are small and rare, and a node that knows only its bootstrap learns
+        // the others through them at once.
+        .mesh_n_for_topic(0, tx_topic.clone())
+        .mesh_n_low_for_topic(0, tx_topic.clone())
+        .mesh_n_high_for_topic(0, tx_topic.clone())
+        .mesh_outbound_min_for_topic(0, tx_topic)
+        // Lazy repair now carries all of the transaction topic's spread, so its IHAVEs must
+        // never break the stream they travel on (see the constants).
+        .max_control_messages_sent(GOSSIP_MAX_IHAVE_IDS)
+        .max_control_message_size(GOSSIP_MAX_CONTROL_BYTES)
         .build()
         .map_err(|e| P2pError::Setup { reason: format!("gossipsub config: {e}") })?;
     let gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Author(me), gossip_config)

@@ -201,6 +201,114 @@ async fn gossip_and_direct_messages_reach_the_right_validators() {
     .expect("test finished in time");
 }
 
+/// Transactions are not forwarded (the tx topic has no mesh: each validator hears a batch from its
+/// author only, docs/p2p.md), so a validator that missed one gets it from gossipsub's lazy repair:
+/// at each heartbeat its peers tell it the ids they hold (IHAVE) and it asks for the rest (IWANT).
+/// Here node2 joins after node0 published, knowing only node1, and still receives the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_that_missed_a_transaction_batch_gets_it_through_lazy_repair() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        // A slow heartbeat keeps the batch advertised (the last three heartbeats) while node2
+        // starts, however busy the machine.
+        let slow = |c: &mut P2pConfig| c.gossip_heartbeat_ms = 1_000;
+        let validators = committee(3);
+        let mut c0 = test_config(seed(0), validators.clone(), "/ip4/127.0.0.1/tcp/0", vec![]);
+        slow(&mut c0);
+        let node0 = start(c0).await;
+        let mut c1 = test_config(seed(1), validators.clone(), "/ip4/127.0.0.1/tcp/0", vec![node0.addr()]);
+        slow(&mut c1);
+        let mut nodes = vec![node0, start(c1).await];
+        let (key0, key1) = (nodes[0].key, nodes[1].key);
+        let linked =
+            |n: &Node, k: PublicKey| n.handle.peers().iter().any(|p| p.key == k && p.connected && p.gossip_ready);
+        wait_until("node0 and node1 connected", Duration::from_secs(10), || {
+            linked(&nodes[0], key1) && linked(&nodes[1], key0)
+        })
+        .await;
+        nodes[0].handle.publish_tx(b"tx-early".to_vec()).await.unwrap();
+        match next_message(&mut nodes[1].events, Duration::from_secs(5)).await {
+            Some(P2pEvent::Tx { bytes, .. }) => assert_eq!(bytes, b"tx-early"),
+            other => panic!("node1 expected the tx, got {other:?}"),
+        }
+
+        let mut c2 = test_config(seed(2), validators, "/ip4/127.0.0.1/tcp/0", vec![nodes[1].addr()]);
+        slow(&mut c2);
+        let mut late = start(c2).await;
+        match next_message(&mut late.events, Duration::from_secs(10)).await {
+            Some(P2pEvent::Tx { from, bytes }) => {
+                assert_eq!(bytes, b"tx-early");
+                assert_eq!(from, nodes[0].key, "the author, not the validator that repaired the gap");
+            }
+            other => panic!("the late validator expected the earlier tx, got {other:?}"),
+        }
+        nodes.push(late);
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await
+    .expect("test finished in time");
+}
+
+/// One transaction per client request makes many small gossip messages. Lazy repair then
+/// advertises all of them at every heartbeat (IHAVE); with gossipsub's default of 5,000 ids an
+/// IHAVE outgrew the receiver's 16 KiB control limit, the receiver dropped the whole inbound
+/// stream, and the messages behind it were lost (CI's thousand-transaction test, docs/p2p.md).
+/// Here node0 publishes 1,000 messages, heartbeats pass, it publishes 50 more, and both other
+/// validators must receive all 1,050.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_transaction_messages_all_arrive_after_lazy_repair_advertised_them() {
+    init_tracing();
+    const BEFORE: usize = 1_000;
+    const AFTER: usize = 50;
+    timeout(TEST_TIMEOUT, async {
+        let started = Instant::now();
+        let mut nodes = start_network(3, |_, _| {}).await;
+        wait_until("a full mesh of 3", Duration::from_secs(20), || full_mesh(&nodes)).await;
+        // Drain node1's and node2's events while node0 publishes, so that no full channel holds
+        // their network back.
+        let collectors: Vec<_> = (1..3)
+            .map(|i| {
+                let mut events = std::mem::replace(&mut nodes[i].events, mpsc::channel(1).1);
+                tokio::spawn(async move {
+                    let mut seen = std::collections::HashSet::new();
+                    let deadline = Instant::now() + Duration::from_secs(22);
+                    while seen.len() < BEFORE + AFTER {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match timeout(left, events.recv()).await {
+                            Ok(Some(P2pEvent::Tx { bytes, .. })) => {
+                                seen.insert(bytes);
+                            }
+                            Ok(Some(_)) => {}
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    seen.len()
+                })
+            })
+            .collect();
+        for i in 0..BEFORE {
+            nodes[0].handle.publish_tx(format!("tx-before-{i}").into_bytes()).await.unwrap();
+        }
+        // Gossipsub's first heartbeat comes 5 s after start (`heartbeat_initial_delay`), then one
+        // every 200 ms: wait until several have passed, each sending IHAVEs of all 1,000 ids.
+        sleep((started + Duration::from_millis(6_500)).saturating_duration_since(Instant::now())).await;
+        for i in 0..AFTER {
+            nodes[0].handle.publish_tx(format!("tx-after-{i}").into_bytes()).await.unwrap();
+        }
+        for (i, c) in (1..3).zip(collectors) {
+            let got = c.await.expect("collector");
+            assert_eq!(got, BEFORE + AFTER, "node{i} received {got} of {} messages", BEFORE + AFTER);
+        }
+        for n in nodes {
+            n.stop().await;
+        }
+    })
+    .await
+    .expect("test finished in time");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_requests_are_answered_through_the_reply_channel() {
     init_tracing();
