@@ -367,8 +367,8 @@ mod tests {
         let before = m.encode();
         let key = ordo_chain::Keypair::from_seed([4; 32]);
         let sig = key.sign(b"m");
-        key.public().verify_strict(b"m", &sig).unwrap();
         let public = key.public();
+        public.verify_strict(b"m", &sig).unwrap();
         let items = [ordo_chain::crypto::SigCheck { key: &public, msg: b"m", sig: &sig }; 1];
         assert!(ordo_chain::crypto::verify_batch(&items)[0].is_ok());
         let after = m.encode();

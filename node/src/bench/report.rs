@@ -299,12 +299,18 @@ pub fn step_text(r: &StepReport) -> Vec<String> {
 /// down belongs to a node that restarted during the step, whose CPU before the restart is lost:
 /// it gets no figure rather than a wrong one.
 pub fn cpu_during(before: Option<f64>, after: Option<f64>) -> Option<f64> {
-    before.zip(after).filter(|(b, a)| a >= b).map(|(b, a)| round(a - b, 3))
+    counter_delta(before, after).map(|d| round(d, 3))
 }
 
 /// How far a node's counter (signature checks) moved during a step; `None` as in [`cpu_during`].
 pub fn count_during(before: Option<f64>, after: Option<f64>) -> Option<u64> {
-    before.zip(after).filter(|(b, a)| a >= b).map(|(b, a)| (a - b) as u64)
+    counter_delta(before, after).map(|d| d as u64)
+}
+
+/// A counter's growth from `before` to `after`; `None` when either is missing or it went down
+/// (the node restarted, and what it counted before is lost).
+fn counter_delta(before: Option<f64>, after: Option<f64>) -> Option<f64> {
+    before.zip(after).filter(|(b, a)| a >= b).map(|(b, a)| a - b)
 }
 
 /// The nodes' CPU seconds in all, when every node reported its own.
