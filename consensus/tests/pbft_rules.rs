@@ -256,6 +256,51 @@ fn primary_keeps_at_most_max_in_flight_batches_uncommitted() {
 }
 
 #[test]
+fn the_primary_re_sends_a_pre_prepare_only_to_backups_that_have_not_voted_on_it() {
+    // Castro & Liskov 2002, §4.2 with lossy links: a replica re-sends its messages for
+    // sequences in flight. A PREPARE or COMMIT from a backup for the same view and digest shows
+    // that it holds the batch, so the primary's thousand-transaction PRE-PREPARE goes only to
+    // the others; re-sent to a backup that committed it meanwhile, it was verified in full again
+    // (docs/performance.md, seventh round). Its own votes are still broadcast.
+    // (A request timer far off: the ticks below are retransmissions, not a suspected primary.)
+    let cfg = ordo_consensus::PbftConfig {
+        view_change_timeout_ms: 60_000,
+        view_change_timeout_max_ms: 60_000,
+        ..sim_config()
+    };
+    let mut r = replica_with(0, cfg);
+    let out = r.handle(Input::ClientTxs(txs(4, 40)));
+    let Message::PrePrepare(p) = broadcasts(&out)[0].clone() else { panic!("expected a pre-prepare") };
+    let b = p.batch.clone();
+    let d = b.digest(CHAIN_ID);
+    let re_sent = |out: &[Action<Message>]| -> Vec<PublicKey> {
+        assert!(!broadcasts(out).iter().any(|m| matches!(m, Message::PrePrepare(_))), "never broadcast again");
+        let mut to: Vec<PublicKey> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { to, msg: Message::PrePrepare(q) } if q.height() == 1 => Some(*to),
+                _ => None,
+            })
+            .collect();
+        to.sort();
+        to
+    };
+    let keys = |is: &[usize]| -> Vec<PublicKey> {
+        let mut k: Vec<PublicKey> = is.iter().map(|i| validator_key(*i).public()).collect();
+        k.sort();
+        k
+    };
+    let interval = sim_config().retransmit_interval_ms;
+    assert_eq!(re_sent(&r.handle(Input::Tick { now_ms: interval })), keys(&[1, 2, 3]), "nobody voted yet");
+    feed(&mut r, Message::Prepare(Prepare::sign(CHAIN_ID, &validator_key(1), 0, 1, d)));
+    // A vote for another digest proves nothing about this batch.
+    feed(&mut r, Message::Prepare(Prepare::sign(CHAIN_ID, &validator_key(2), 0, 1, Hash([7; 32]))));
+    assert_eq!(re_sent(&r.handle(Input::Tick { now_ms: 2 * interval })), keys(&[2, 3]));
+    feed(&mut r, commit(3, 0, &b));
+    assert_eq!(re_sent(&r.handle(Input::Tick { now_ms: 3 * interval })), keys(&[2]));
+}
+
+#[test]
 fn backup_persists_then_prepares() {
     // Castro & Liskov 2002, §4.2: a backup accepting a PRE-PREPARE multicasts PREPARE; Ordo's
     // safety record (§4.5 assumption of stable storage) is persisted before the vote leaves.

@@ -87,10 +87,23 @@ impl Replica {
             // (simulation, twins_crash seed 5000047).
             msgs.push(Message::Checkpoint(c.clone()));
         }
+        let mut pre_prepares = Vec::new();
         for slot in self.log.range(self.committed_height.min(self.stable.height) + 1..).map(|(_, s)| s) {
             if slot.committed.is_none() {
                 if let Some(pp) = &slot.my_pre_prepare {
-                    msgs.push(Message::PrePrepare(pp.clone()));
+                    // Only to the backups that have not shown they hold it (a PREPARE or COMMIT
+                    // of theirs for its view and digest). A batch of a thousand transactions
+                    // re-sent to a backup that voted on it costs that backup a decode and a
+                    // verification for nothing: a full one, every signature, if it committed
+                    // the batch meanwhile and dropped its transactions from its mempool.
+                    let key = (pp.view, pp.batch.digest(&self.ctx.chain_id));
+                    let voted = |k: &PublicKey| {
+                        slot.prepares.get(&key).is_some_and(|v| v.contains_key(k))
+                            || slot.commits.get(&key).is_some_and(|v| v.contains_key(k))
+                    };
+                    for k in self.ctx.committee.members().iter().filter(|k| **k != self.me && !voted(k)) {
+                        pre_prepares.push((*k, Message::PrePrepare(pp.clone())));
+                    }
                 }
                 if let Some(p) = &slot.my_prepare {
                     msgs.push(Message::Prepare(p.clone()));
@@ -104,6 +117,9 @@ impl Replica {
         }
         for m in msgs {
             self.broadcast(m);
+        }
+        for (to, msg) in pre_prepares {
+            self.out.push(Action::Send { to, msg });
         }
         if self.sync.as_ref().is_some_and(|s| s.target <= self.committed_height) {
             // Reached by ordinary commits meanwhile.
