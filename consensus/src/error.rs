@@ -39,6 +39,8 @@ pub enum ConsensusError {
     StaleView { view: u64, current: u64 },
     #[error("message for view {view} dropped: more than {max_ahead} views ahead of view {current}")]
     FarFutureView { view: u64, current: u64, max_ahead: u64 },
+    #[error("{kind} for height {height} dropped before its transactions were checked: heights up to {final_height} are committed here")]
+    AlreadyFinal { kind: &'static str, height: u64, final_height: u64 },
     #[error("message for height {height} dropped: outside the watermarks ({low}, {high}]")]
     OutsideWatermarks { height: u64, low: u64, high: u64 },
     #[error("pre-prepare for view {view} height {height} conflicts with the batch already accepted")]

@@ -133,14 +133,28 @@ fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
     if fresh.is_empty() {
         return;
     }
+    // A PRE-PREPARE being verified at this moment may be checking some of them: wait for it
+    // and take what it admitted, then claim the rest while they are checked here.
+    let ids: Vec<Hash> = fresh.iter().map(StagedTx::id).collect();
+    let mempool = shared.ledger.mempool();
+    let (pending, claim) = shared
+        .inflight
+        .recall(&ids, true, |ids| mempool.contains_each(ids).into_iter().map(|p| p.then_some(())).collect());
+    let fresh: Vec<StagedTx> =
+        fresh.into_iter().zip(pending).filter(|(_, pending)| pending.is_none()).map(|(tx, _)| tx).collect();
+    if fresh.is_empty() {
+        return;
+    }
     let checked = shared.rules.verify_staged(fresh);
     let offered = checked.len();
     let verified: Vec<VerifiedTx> = checked.into_iter().filter_map(Result::ok).collect();
     shared.chain.metrics().rejected(ordo_api::metrics::RejectReason::invalid, (offered - verified.len()) as u64);
-    // Admitting wakes the driver (`shared::WakeDriver`).
+    // Admitting wakes the driver (`shared::WakeDriver`); the claim is released after it, so
+    // that whoever waited on it finds the good ones pending.
     if let Err(e) = shared.ledger.admit(verified) {
         warn!(peer = %from, error = %e, "could not admit gossiped transactions");
     }
+    drop(claim);
 }
 
 /// Reads `from..=to` for a syncing peer, clipped to the tip, to [`wire::SYNC_MAX_BLOCKS`] and to

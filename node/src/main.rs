@@ -2,7 +2,8 @@
 //!
 //! Layout: `cli` parses the command line (clap); `run` starts a validator (store, mempool, p2p,
 //! API) with the engine its genesis names, `driver` runs that engine, `inbound` verifies what
-//! the network delivers, `shared` is the state every task shares and the node's answers to the
+//! the network delivers (with `inflight`, so that gossip and a PRE-PREPARE never check the same
+//! transaction twice), `shared` is the state every task shares and the node's answers to the
 //! API; `wire` holds the node's p2p payloads; each other
 //! subcommand lives in its own module:
 //! `keygen`, `genesis_cmd`, `verify` (offline), `client` (the commands that speak the REST API),
@@ -17,6 +18,7 @@ mod client;
 mod driver;
 mod genesis_cmd;
 mod inbound;
+mod inflight;
 mod keygen;
 mod marker;
 mod regossip;

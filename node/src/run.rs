@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use ordo_api::{ApiConfig, LocalChain, NodeHandle};
 use ordo_chain::store::{RocksStore, Store};
 use ordo_chain::{Block, Keypair, Ledger, Mempool, MempoolConfig, TxRules};
-use ordo_consensus::pbft::{Replica, VerifyContext};
+use ordo_consensus::pbft::{Lease, Replica, VerifyContext};
 use ordo_consensus::raft::{RaftEngine, RaftRestore, RaftVerifyContext};
 use ordo_consensus::{Engine, PbftConfig, RaftConfig, Verifier};
 use ordo_genesis::{ConsensusKind, Genesis, KeyFile, NodeConfig, ValidatorInfo};
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::driver::{self, Inbound};
+use crate::inflight::InFlight;
 use crate::marker::RaftMarker;
 use crate::shared::{now_ms, watch_readiness, Shared, WakeDriver};
 
@@ -76,6 +77,8 @@ struct Setup {
     ledger: Arc<Ledger>,
     /// Woken by every admission to the ledger (see `shared::WakeDriver`).
     admitted: Arc<tokio::sync::Notify>,
+    /// Transactions being verified, shared by gossip and PRE-PREPARE verification.
+    inflight: Arc<InFlight>,
 }
 
 async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
@@ -109,7 +112,7 @@ async fn node_main(cfg: NodeConfig) -> anyhow::Result<()> {
     let ledger = Arc::new(Ledger::new(store.clone() as Arc<dyn Store>, mempool)?);
     let admitted = Arc::new(tokio::sync::Notify::new());
     ledger.observe(Arc::new(WakeDriver(admitted.clone())));
-    let setup = Setup { cfg, genesis, key, info, store, tip, rules, ledger, admitted };
+    let setup = Setup { cfg, genesis, key, info, store, tip, rules, ledger, admitted, inflight: InFlight::new() };
     match setup.genesis.consensus {
         ConsensusKind::Pbft => {
             let (replica, verifier) = build_pbft(&setup, g_block.hash)?;
@@ -159,18 +162,27 @@ fn build_pbft(s: &Setup, genesis_hash: ordo_chain::Hash) -> anyhow::Result<(Repl
     pbft.pool_max_txs = pbft.pool_max_txs.max(s.cfg.mempool_max_txs);
     pbft.pool_max_bytes = pbft.pool_max_bytes.max(s.cfg.mempool_max_bytes);
     // A backup verified most of a PRE-PREPARE's transactions already, when they were gossiped
-    // to it: batch verification takes those from the mempool instead of checking them twice.
-    // And the ones a PRE-PREPARE brings first are admitted to the mempool once checked, so
-    // that their gossip, arriving later, finds them pending and is not checked again either.
-    let known = s.ledger.mempool().clone();
+    // to it: batch verification takes those from the mempool instead of checking them twice,
+    // waiting for those whose gossip is being checked at this moment (`inflight`). And the ones
+    // a PRE-PREPARE brings first are claimed while they are checked and then admitted to the
+    // mempool, so that their gossip, arriving later or meanwhile, is not checked again either.
+    let mempool = s.ledger.mempool().clone();
+    let inflight = s.inflight.clone();
     let ledger = s.ledger.clone();
     let verify_ctx = VerifyContext::new(s.genesis.committee(), s.rules.clone(), &pbft)
-        .with_known_txs(Arc::new(move |ids: &[ordo_chain::Hash]| known.get_many(ids)))
+        .with_known_txs(Arc::new(move |ids: &[ordo_chain::Hash], reported: bool| {
+            let (found, claim) = inflight.recall(ids, reported, |ids| mempool.get_many(ids));
+            (found, Box::new(claim) as Lease)
+        }))
         .with_fresh_txs(Arc::new(move |txs| {
             if let Err(e) = ledger.admit(txs) {
                 warn!(error = %e, "could not keep a PRE-PREPARE's transactions in the mempool");
             }
-        }));
+        }))
+        .with_final_height({
+            let store = s.store.clone();
+            Arc::new(move || store.latest_height().ok().flatten().unwrap_or(0))
+        });
     let restore = ordo_consensus::pbft::replica::Restore {
         safety: s.store.load_safety()?,
         executed_height: s.tip.height(),
@@ -188,7 +200,7 @@ fn build_pbft(s: &Setup, genesis_hash: ordo_chain::Hash) -> anyhow::Result<(Repl
 /// Starts networking, the driver of `engine`, the API and the background tasks, and runs until
 /// a signal or a fatal driver error.
 async fn serve<E: Engine>(setup: Setup, engine: E, verifier: E::Verifier) -> anyhow::Result<()> {
-    let Setup { cfg, genesis, key, info, store, tip: _, rules, ledger, admitted } = setup;
+    let Setup { cfg, genesis, key, info, store, tip: _, rules, ledger, admitted, inflight } = setup;
     let me = key.public();
     let shutdown = CancellationToken::new();
     let validators: Vec<ValidatorPeer> = genesis
@@ -217,6 +229,7 @@ async fn serve<E: Engine>(setup: Setup, engine: E, verifier: E::Verifier) -> any
         faults_tolerated: verifier.faults_tolerated(),
         raft_marker: (genesis.consensus == ConsensusKind::Raft).then(|| RaftMarker::new(&cfg, &genesis)),
         admitted,
+        inflight,
         status: RwLock::new(status),
         syncing: AtomicBool::new(false),
         runtime: tokio::runtime::Handle::current(),

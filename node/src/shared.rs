@@ -60,6 +60,9 @@ pub struct Shared {
     pub raft_marker: Option<crate::marker::RaftMarker>,
     /// Woken when the mempool admitted something, which the driver then hands to the core.
     pub admitted: Arc<tokio::sync::Notify>,
+    /// Transactions whose signatures are being checked (gossip, PRE-PREPAREs), so that each is
+    /// checked once.
+    pub inflight: Arc<crate::inflight::InFlight>,
     pub status: RwLock<Status>,
     /// True while the core is fetching blocks it is missing.
     pub syncing: AtomicBool,

@@ -13,4 +13,6 @@ pub mod verify;
 
 pub use messages::{Batch, Message, WireMessage};
 pub use replica::Replica;
-pub use verify::{decode_and_verify, verify_block, verify_message, VerifyContext};
+pub use verify::{
+    decode_and_verify, verify_block, verify_message, FinalHeight, FreshTxs, KnownTxs, Lease, VerifyContext,
+};

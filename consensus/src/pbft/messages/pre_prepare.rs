@@ -69,6 +69,9 @@ impl PrePrepare<Transaction> {
         if self.batch.header.proposer != self.from {
             return Err(ConsensusError::BatchMismatch { height: self.height(), what: "proposer" });
         }
+        if let Some(final_height) = ctx.final_height.as_ref().map(|f| f()).filter(|f| self.height() <= *f) {
+            return Err(ConsensusError::AlreadyFinal { kind: "pre-prepare", height: self.height(), final_height });
+        }
         let d = self.batch.digest(&ctx.chain_id);
         check_sig(
             Kind::PrePrepare,
