@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ordo_chain::store::Store;
 use ordo_chain::{Block, Hash, PublicKey};
-use ordo_consensus::{Action, CommittedBatch, Engine, Input, Verified, Verifier};
+use ordo_consensus::{Action, CommittedBatch, Engine, Input, Mode, Verified, Verifier};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -173,10 +173,39 @@ async fn execute<V: Verifier>(
         Action::StatusChanged(s) => {
             let leader = s.leader.map_or_else(|| "none".to_string(), |l| l.to_string());
             info!(view = s.view, leader = %leader, mode = ?s.mode, "consensus status");
+            let before = *shared.status.read().expect("status lock");
+            if s.mode == Mode::ViewChange && before.mode == Mode::Normal {
+                explain_view_change(shared, inbound, &before);
+            }
             shared.status_changed(s);
         }
     }
     Ok(())
+}
+
+/// Logs what this node had heard from the primary it left, and what its own inbound path was
+/// doing: a primary that went quiet looks different from a backup that sat on what it heard
+/// (messages waiting for verification, a full driver queue, a network held still because the
+/// node was behind).
+fn explain_view_change<V: Verifier>(shared: &Shared, inbound: &Inbound<V>, before: &ordo_consensus::Status) {
+    let now = now_ms();
+    let Some(primary) = before.leader else { return };
+    let p = shared.inbound_stats.explain(&primary, now);
+    let held = shared.p2p.counters().held_since_ms;
+    let ms = |v: Option<u64>| v.map_or_else(|| "never".to_string(), |v| format!("{v} ms ago"));
+    warn!(
+        view = before.view,
+        primary = %primary,
+        committed = before.committed_height,
+        heard = %ms(p.heard_ms_ago),
+        verified = %ms(p.verified_ms_ago),
+        verifying = p.verifying,
+        verify_wait_ms = p.loop_waiting_ms,
+        gossip_queued = p.gossip_queued,
+        driver_queued = inbound.driver.max_capacity() - inbound.driver.capacity(),
+        network_held_ms = if held == 0 { 0 } else { now.saturating_sub(held) },
+        "left the view: what this node last had from its primary"
+    );
 }
 
 /// Executes an ordered batch on the tip and stores the block with its certificate.

@@ -4,7 +4,9 @@
 //! semaphores so that a flood slows the network instead of growing a queue; it answers
 //! block-sync requests from the store and reports validators connecting and leaving.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ordo_chain::limits::SYNC_RESPONSE_MAX_BYTES;
 use ordo_chain::store::Store;
@@ -16,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::driver::{DriverInput, Inbound};
-use crate::shared::Shared;
+use crate::shared::{now_ms, Shared};
 use crate::wire;
 
 /// Peer consensus messages being verified at once.
@@ -26,6 +28,67 @@ pub const VERIFY_CONCURRENCY: usize = 4;
 pub const GOSSIP_VERIFY_CONCURRENCY: usize = 2;
 /// Gossiped transaction batches waiting for verification.
 pub const GOSSIP_QUEUE_CAPACITY: usize = 1024;
+
+/// What the inbound path is doing now, kept so that a node that suspects its primary can say
+/// whether it heard from it at all, or sat on what it heard (see [`InboundStats::explain`]).
+#[derive(Debug, Default)]
+pub struct InboundStats {
+    /// Per validator: when its last consensus message arrived (Unix ms), and when its last one
+    /// passed verification and was queued for the driver.
+    peers: Mutex<HashMap<PublicKey, (u64, u64)>>,
+    verifying: AtomicUsize,
+    gossip_queued: AtomicUsize,
+    /// When the event loop began waiting for a verification permit or for room in the gossip
+    /// queue (Unix ms), or 0 while it runs.
+    waiting_since_ms: AtomicU64,
+}
+
+/// A snapshot of [`InboundStats`] about one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundPicture {
+    /// Milliseconds since the peer's last consensus message arrived, and since its last one was
+    /// verified; `None` if none ever did.
+    pub heard_ms_ago: Option<u64>,
+    pub verified_ms_ago: Option<u64>,
+    /// Consensus messages being verified now.
+    pub verifying: usize,
+    /// Gossiped transaction batches waiting for verification.
+    pub gossip_queued: usize,
+    /// How long the event loop has been waiting (for a permit or gossip room), 0 if it is not.
+    pub loop_waiting_ms: u64,
+}
+
+impl InboundStats {
+    fn heard(&self, from: PublicKey, now: u64) {
+        self.peers.lock().expect("inbound stats lock").entry(from).or_default().0 = now;
+    }
+
+    fn verified(&self, from: PublicKey, now: u64) {
+        self.peers.lock().expect("inbound stats lock").entry(from).or_default().1 = now;
+    }
+
+    fn wait_began(&self, now: u64) {
+        self.waiting_since_ms.store(now.max(1), Ordering::Relaxed);
+    }
+
+    fn wait_ended(&self) {
+        self.waiting_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// The inbound path as seen from `peer` (the primary, when a view change is asked for).
+    pub fn explain(&self, peer: &PublicKey, now: u64) -> InboundPicture {
+        let (heard, verified) = self.peers.lock().expect("inbound stats lock").get(peer).copied().unwrap_or_default();
+        let ago = |t: u64| (t > 0).then(|| now.saturating_sub(t));
+        let since = self.waiting_since_ms.load(Ordering::Relaxed);
+        InboundPicture {
+            heard_ms_ago: ago(heard),
+            verified_ms_ago: ago(verified),
+            verifying: self.verifying.load(Ordering::Relaxed),
+            gossip_queued: self.gossip_queued.load(Ordering::Relaxed),
+            loop_waiting_ms: if since == 0 { 0 } else { now.saturating_sub(since) },
+        }
+    }
+}
 
 /// Turns p2p events into driver inputs until shutdown.
 pub async fn p2p_events<V: Verifier>(
@@ -44,17 +107,31 @@ pub async fn p2p_events<V: Verifier>(
         };
         match event {
             P2pEvent::Consensus { from, bytes } => {
-                let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+                let stats = &shared.inbound_stats;
+                stats.heard(from, now_ms());
+                let permit = match permits.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        stats.wait_began(now_ms());
+                        let p = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+                        stats.wait_ended();
+                        p
+                    }
+                };
                 let inbound = inbound.clone();
+                let s = shared.clone();
                 tokio::spawn(async move {
                     let verifier = inbound.verifier.clone();
+                    s.inbound_stats.verifying.fetch_add(1, Ordering::Relaxed);
                     let result = tokio::task::spawn_blocking(move || verifier.decode_and_verify(&from, &bytes)).await;
+                    s.inbound_stats.verifying.fetch_sub(1, Ordering::Relaxed);
                     drop(permit);
                     match result {
                         // `try_send`, never a wait: the driver may itself be waiting on the
                         // network, which may be waiting on this loop. A dropped vote is re-sent
                         // by its author's retransmission timer.
                         Ok(Ok(m)) => {
+                            s.inbound_stats.verified(from, now_ms());
                             if inbound.driver.try_send(DriverInput::Peer(m)).is_err() {
                                 debug!(peer = %from, "driver queue full; dropped a consensus message");
                             }
@@ -69,8 +146,11 @@ pub async fn p2p_events<V: Verifier>(
                 // Gossip waits in its own bounded queue, so that consensus messages behind it in
                 // the event stream are not held up while a flood of transactions is verified.
                 // Only a full queue makes this loop wait (back-pressure onto the network).
+                shared.inbound_stats.gossip_queued.fetch_add(1, Ordering::Relaxed);
                 if let Err(mpsc::error::TrySendError::Full(item)) = gossip_tx.try_send((from, bytes)) {
+                    shared.inbound_stats.wait_began(now_ms());
                     let _ = gossip_tx.send(item).await;
+                    shared.inbound_stats.wait_ended();
                 }
             }
             P2pEvent::BlockRequest { from, from_height, to_height, reply } => {
@@ -99,6 +179,7 @@ pub async fn p2p_events<V: Verifier>(
 async fn gossip_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<(PublicKey, Vec<u8>)>) {
     let permits = Arc::new(Semaphore::new(GOSSIP_VERIFY_CONCURRENCY));
     while let Some((from, bytes)) = rx.recv().await {
+        shared.inbound_stats.gossip_queued.fetch_sub(1, Ordering::Relaxed);
         let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
         let s = shared.clone();
         tokio::task::spawn_blocking(move || {

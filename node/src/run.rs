@@ -230,6 +230,7 @@ async fn serve<E: Engine>(setup: Setup, engine: E, verifier: E::Verifier) -> any
         raft_marker: (genesis.consensus == ConsensusKind::Raft).then(|| RaftMarker::new(&cfg, &genesis)),
         admitted,
         inflight,
+        inbound_stats: Default::default(),
         status: RwLock::new(status),
         syncing: AtomicBool::new(false),
         runtime: tokio::runtime::Handle::current(),

@@ -63,6 +63,8 @@ pub struct Shared {
     /// Transactions whose signatures are being checked (gossip, PRE-PREPAREs), so that each is
     /// checked once.
     pub inflight: Arc<crate::inflight::InFlight>,
+    /// What the network side is doing, for the log line of a view change this node asks for.
+    pub inbound_stats: crate::inbound::InboundStats,
     pub status: RwLock<Status>,
     /// True while the core is fetching blocks it is missing.
     pub syncing: AtomicBool,

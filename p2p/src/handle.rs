@@ -52,6 +52,12 @@ pub struct P2pCounters {
     pub announcements_accepted: u64,
     /// Dials started to validators or bootstrap addresses.
     pub dials: u64,
+    /// Times the network stopped reading because the node had not taken its events.
+    pub holds: u64,
+    /// Milliseconds spent so, in total (holds that ended).
+    pub held_ms: u64,
+    /// When the current hold began (Unix ms), or 0 while the network is read.
+    pub held_since_ms: u64,
 }
 
 /// State the network task publishes for synchronous readers.
@@ -62,6 +68,9 @@ pub(crate) struct Shared {
     pub oversize_dropped: Arc<AtomicU64>,
     pub announcements_accepted: AtomicU64,
     pub dials: AtomicU64,
+    pub holds: AtomicU64,
+    pub held_ms: AtomicU64,
+    pub held_since_ms: AtomicU64,
     pub peers: Mutex<Vec<PeerStatus>>,
     pub local_addrs: Mutex<Vec<String>>,
 }
@@ -179,6 +188,9 @@ impl P2pHandle {
             oversize_dropped: s.oversize_dropped.load(Ordering::Relaxed),
             announcements_accepted: s.announcements_accepted.load(Ordering::Relaxed),
             dials: s.dials.load(Ordering::Relaxed),
+            holds: s.holds.load(Ordering::Relaxed),
+            held_ms: s.held_ms.load(Ordering::Relaxed),
+            held_since_ms: s.held_since_ms.load(Ordering::Relaxed),
         }
     }
 

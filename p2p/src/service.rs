@@ -362,6 +362,9 @@ impl Service {
                             if let Some(ev) = self.undelivered.pop_front() {
                                 permit.send(ev);
                             }
+                            if self.undelivered.is_empty() {
+                                self.hold_ended();
+                            }
                         }
                         Err(_) => self.close_events(),
                     },
@@ -395,6 +398,20 @@ impl Service {
         }
         self.events_closed = true;
         self.undelivered.clear();
+        self.hold_ended();
+    }
+
+    /// The node fell behind: the network is not read until it takes the held events.
+    fn hold_began(&mut self) {
+        bump(&self.shared.holds);
+        self.shared.held_since_ms.store(now_ms().max(1), Ordering::Relaxed);
+    }
+
+    fn hold_ended(&mut self) {
+        let since = self.shared.held_since_ms.swap(0, Ordering::Relaxed);
+        if since > 0 {
+            self.shared.held_ms.fetch_add(now_ms().saturating_sub(since), Ordering::Relaxed);
+        }
     }
 
     fn emit(&mut self, ev: P2pEvent) {
@@ -407,7 +424,10 @@ impl Service {
         }
         match self.events.try_send(ev) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(ev)) => self.undelivered.push_back(ev),
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                self.undelivered.push_back(ev);
+                self.hold_began();
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => self.close_events(),
         }
     }

@@ -533,6 +533,10 @@ async fn a_full_event_channel_holds_the_network_but_not_the_handle() {
         // The network itself is held still until node0 catches up: that is the back-pressure.
         let early = next_message(&mut nodes[1].events, Duration::from_millis(300)).await;
         assert!(early.is_none(), "node0's network ran while its node was behind: {early:?}");
+        // ... and the counters say so, so that a node can tell why it heard nothing.
+        let held = nodes[0].handle.counters();
+        assert!(held.holds >= 1 && held.held_since_ms > 0, "the hold is not reported: {held:?}");
+        assert_eq!(nodes[1].handle.counters().held_since_ms, 0, "node1 reads its network");
 
         // Once node0 drains, every tx arrives (held back, not dropped) and its message goes out.
         let mut seen = Vec::new();
@@ -548,6 +552,9 @@ async fn a_full_event_channel_holds_the_network_but_not_the_handle() {
         }
         seen.sort_unstable();
         assert_eq!(seen, (0..TXS).collect::<Vec<u8>>());
+        let after = nodes[0].handle.counters();
+        assert_eq!(after.held_since_ms, 0, "the hold ended once node0 drained: {after:?}");
+        assert!(after.held_ms >= 300, "node0 was held at least as long as node1 heard nothing: {after:?}");
         for n in nodes {
             n.stop().await;
         }
