@@ -99,4 +99,10 @@ pub trait Consensus {
     /// How many validators (this one included) must be reachable for the engine to make
     /// progress: the PBFT quorum 2f+1, or a Raft majority. The node's readiness uses it.
     fn quorum(&self) -> usize;
+    /// Why this core last left its view on its own (a timer that expired, with what it had
+    /// seen), once: the node logs it beside its own account of the network. `None` if it did
+    /// not since the last call.
+    fn take_suspicion(&mut self) -> Option<String> {
+        None
+    }
 }

@@ -653,6 +653,29 @@ fn a_pre_prepare_far_ahead_of_the_certified_heights_is_not_progress() {
 }
 
 #[test]
+fn a_replica_whose_timer_expires_says_once_what_it_had_seen() {
+    // The node logs why its validator left the view; only the timer's own view change has a
+    // suspicion to give, and it is given once.
+    let mut r = replica(1);
+    r.handle(Input::ClientTxs(txs(1, 77)));
+    r.handle(Input::Tick { now_ms: 299 });
+    assert_eq!(r.take_suspicion(), None, "nothing suspected before the timeout");
+    r.handle(Input::Tick { now_ms: 300 });
+    assert_eq!(r.status().mode, Mode::ViewChange);
+    let why = r.take_suspicion().expect("the timer's view change says why");
+    assert!(why.starts_with("no progress in view 0 for 300 ms: next height 1"), "{why}");
+    assert!(why.contains("1 transactions pending (oldest 300 ms)"), "{why}");
+    assert_eq!(r.take_suspicion(), None, "said once");
+    // Joining a view change that others asked for is no suspicion of its own.
+    let mut r = replica(2);
+    for i in [0, 3] {
+        feed(&mut r, Message::ViewChange(vc(i, 1)));
+    }
+    assert_eq!(r.status().mode, Mode::ViewChange);
+    assert_eq!(r.take_suspicion(), None);
+}
+
+#[test]
 fn escalation_needs_2f_plus_1_view_changes_and_backs_off_exponentially() {
     // Castro & Liskov 2002, §4.5.2: "If the timer of replica i expires after it has received 2f+1
     // VIEW-CHANGE messages for view v+1 [and no valid NEW-VIEW], it starts the view change for

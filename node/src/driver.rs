@@ -105,7 +105,11 @@ pub async fn run<E: Engine>(
             queue.push_back(Input::ClientTxs(txs));
         }
         while let Some(input) = queue.pop_front() {
-            for action in engine.handle(input) {
+            let actions = engine.handle(input);
+            if let Some(why) = engine.take_suspicion() {
+                warn!(%why, "suspecting the primary");
+            }
+            for action in actions {
                 if let Err(e) = execute(&shared, &inbound, &mut tip, action, &mut queue).await {
                     // IO errors are fatal: a node that cannot persist must not vote.
                     error!(error = %e, "stopping: the store failed");

@@ -169,6 +169,9 @@ pub struct Replica {
     tip_certificate: Option<Certificate>,
     /// The committed height at the last retransmission tick, to notice a replica that is stuck.
     stuck_at: Option<u64>,
+    /// What this replica saw when its request timer last made it suspect the primary, until the
+    /// node takes it for its log (`Consensus::take_suspicion`).
+    suspicion: Option<String>,
     out: Vec<Action<Message>>,
     last_drop: Option<ConsensusError>,
     counters: Counters,
@@ -234,6 +237,7 @@ impl Replica {
             sync: None,
             tip_certificate: None,
             stuck_at: None,
+            suspicion: None,
             out: Vec::new(),
             last_drop: None,
             counters: Counters::default(),
@@ -411,6 +415,10 @@ fn insert_vote(
 
 impl Consensus for Replica {
     type Message = Message;
+
+    fn take_suspicion(&mut self) -> Option<String> {
+        self.suspicion.take()
+    }
 
     fn handle(&mut self, input: Input<Message>) -> Vec<Action<Message>> {
         let before = self.status_now();

@@ -25,6 +25,26 @@ impl Replica {
                 if let Some(oldest) = self.pool.oldest_arrival_ms() {
                     let since = oldest.max(self.view_started_ms).max(self.primary_progress_ms);
                     if self.now_ms >= since + self.timeout_ms() {
+                        self.suspicion = Some(format!(
+                            "no progress in view {} for {} ms: next height {}, committed {}, executed {}, \
+                             stable {}, high watermark {}, highest pre-prepared in this view {}, highest \
+                             certified in this view {} (in any view {}), {} transactions pending (oldest {} ms), \
+                             {} messages dropped (last: {})",
+                            self.view,
+                            self.now_ms - since,
+                            self.next_height,
+                            self.committed_height,
+                            self.executed_height,
+                            self.stable.height,
+                            self.high_watermark(),
+                            self.view_pre_prepared_height,
+                            self.view_certified_height,
+                            self.highest_certified_height,
+                            self.pool.len(),
+                            self.now_ms.saturating_sub(oldest),
+                            self.counters.messages_dropped,
+                            self.last_drop.as_ref().map_or_else(|| "none".to_string(), |e| e.to_string()),
+                        ));
                         // An observer never asks for a view below its promise: it goes back to
                         // the view change it promised, so that a committee whose primary failed
                         // (or a committee of observers) gets its VIEW-CHANGE again.
