@@ -200,7 +200,6 @@ fn explain_view_change<V: Verifier>(shared: &Shared, inbound: &Inbound<V>, befor
     warn!(
         view = before.view,
         primary = %primary,
-        committed = before.committed_height,
         heard = %ms(p.heard_ms_ago),
         verified = %ms(p.verified_ms_ago),
         verifying = p.verifying,

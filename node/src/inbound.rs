@@ -253,3 +253,27 @@ fn read_blocks(shared: &Shared, from: u64, to: u64) -> anyhow::Result<Vec<u8>> {
     }
     Ok(response.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inbound_picture_tells_heard_from_verified_and_a_waiting_loop() {
+        let stats = InboundStats::default();
+        let (primary, other) = (PublicKey([1; 32]), PublicKey([2; 32]));
+        let never = stats.explain(&primary, 10_000);
+        assert_eq!((never.heard_ms_ago, never.verified_ms_ago, never.loop_waiting_ms), (None, None, 0));
+
+        stats.heard(primary, 9_000);
+        stats.verified(primary, 9_200);
+        stats.heard(other, 9_900);
+        let p = stats.explain(&primary, 10_000);
+        assert_eq!((p.heard_ms_ago, p.verified_ms_ago), (Some(1_000), Some(800)), "per peer");
+
+        stats.wait_began(9_500);
+        assert_eq!(stats.explain(&primary, 10_000).loop_waiting_ms, 500);
+        stats.wait_ended();
+        assert_eq!(stats.explain(&primary, 10_000).loop_waiting_ms, 0);
+    }
+}
