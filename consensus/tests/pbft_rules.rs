@@ -663,7 +663,7 @@ fn a_replica_whose_timer_expires_says_once_what_it_had_seen() {
     r.handle(Input::Tick { now_ms: 300 });
     assert_eq!(r.status().mode, Mode::ViewChange);
     let why = r.take_suspicion().expect("the timer's view change says why");
-    assert!(why.starts_with("no progress in view 0 for 300 ms: next height 1"), "{why}");
+    assert!(why.starts_with("no progress in view 0 for 300 ms: committed 0, executed 0"), "{why}");
     assert!(why.contains("1 transactions pending (oldest 300 ms)"), "{why}");
     assert_eq!(r.take_suspicion(), None, "said once");
     // Joining a view change that others asked for is no suspicion of its own.

@@ -26,13 +26,12 @@ impl Replica {
                     let since = oldest.max(self.view_started_ms).max(self.primary_progress_ms);
                     if self.now_ms >= since + self.timeout_ms() {
                         self.suspicion = Some(format!(
-                            "no progress in view {} for {} ms: next height {}, committed {}, executed {}, \
+                            "no progress in view {} for {} ms: committed {}, executed {}, \
                              stable {}, high watermark {}, highest pre-prepared in this view {}, highest \
                              certified in this view {} (in any view {}), {} transactions pending (oldest {} ms), \
                              {} messages dropped (last: {})",
                             self.view,
                             self.now_ms - since,
-                            self.next_height,
                             self.committed_height,
                             self.executed_height,
                             self.stable.height,
