@@ -75,6 +75,14 @@ impl InboundStats {
         self.waiting_since_ms.store(0, Ordering::Relaxed);
     }
 
+    /// Awaits `f` (room or a permit the event loop needs), reporting the wait meanwhile.
+    async fn waiting<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.wait_began(now_ms());
+        let out = f.await;
+        self.wait_ended();
+        out
+    }
+
     /// The inbound path as seen from `peer` (the primary, when a view change is asked for).
     pub fn explain(&self, peer: &PublicKey, now: u64) -> InboundPicture {
         let (heard, verified) = self.peers.lock().expect("inbound stats lock").get(peer).copied().unwrap_or_default();
@@ -111,12 +119,7 @@ pub async fn p2p_events<V: Verifier>(
                 stats.heard(from, now_ms());
                 let permit = match permits.clone().try_acquire_owned() {
                     Ok(p) => p,
-                    Err(_) => {
-                        stats.wait_began(now_ms());
-                        let p = permits.clone().acquire_owned().await.expect("semaphore is never closed");
-                        stats.wait_ended();
-                        p
-                    }
+                    Err(_) => stats.waiting(permits.clone().acquire_owned()).await.expect("semaphore is never closed"),
                 };
                 let inbound = inbound.clone();
                 let s = shared.clone();
@@ -148,9 +151,7 @@ pub async fn p2p_events<V: Verifier>(
                 // Only a full queue makes this loop wait (back-pressure onto the network).
                 shared.inbound_stats.gossip_queued.fetch_add(1, Ordering::Relaxed);
                 if let Err(mpsc::error::TrySendError::Full(item)) = gossip_tx.try_send((from, bytes)) {
-                    shared.inbound_stats.wait_began(now_ms());
-                    let _ = gossip_tx.send(item).await;
-                    shared.inbound_stats.wait_ended();
+                    let _ = shared.inbound_stats.waiting(gossip_tx.send(item)).await;
                 }
             }
             P2pEvent::BlockRequest { from, from_height, to_height, reply } => {
