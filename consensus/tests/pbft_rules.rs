@@ -127,6 +127,14 @@ fn feed(r: &mut Replica, m: Message) -> Vec<Action<Message>> {
     r.handle(Input::Message(verified(m)))
 }
 
+/// The driver's next tick, a few milliseconds after the inputs just handled (here: no time at
+/// all). Progress the core saw since its last tick never lets the request timer expire on the
+/// tick right after it (the core cannot tell how long ago it came), so a test that wants a
+/// timeout counted from that progress ticks once first, as the driver does every 5 ms.
+fn settle(r: &mut Replica) {
+    r.handle(Input::Tick { now_ms: 0 });
+}
+
 fn batch(height: u64, proposer: usize, t: Vec<VerifiedTx>) -> Batch {
     Batch {
         header: ordo_chain::BatchHeader::for_txs(
@@ -559,6 +567,7 @@ fn view_change_leaves_out_executed_bodies_and_the_new_primary_fetches_them() {
     }
     r2.handle(Input::Executed { height: 1, block_hash: Hash([1; 32]) });
     r2.handle(Input::ClientTxs(txs(1, 33)));
+    settle(&mut r2);
     let out = r2.handle(Input::Tick { now_ms: 300 });
     let vc2 = broadcasts(&out)
         .into_iter()
@@ -630,6 +639,74 @@ fn request_timer_measures_the_primary_not_this_backups_backlog() {
     // No progress for a whole timeout: now the primary is suspected.
     let out = r.handle(Input::Tick { now_ms: 5_300 });
     assert!(matches!(broadcasts(&out)[0], Message::ViewChange(v) if v.view == 1));
+}
+
+#[test]
+fn a_replica_behind_a_stable_checkpoint_takes_the_lag_for_its_own() {
+    // Castro & Liskov 2002, §4.3 and §4.4: 2f+1 CHECKPOINTs above a replica's committed height say
+    // that the committee executed past it; the slots up to the checkpoint are collected, so it
+    // can only fetch those blocks, and until it has them it is behind on its own work, not
+    // waiting on a faulty primary. A CPU-starved backup of a release testnet suspected its healthy
+    // primary in this state in every burst (`scripts/starved-backup.sh`: committed 381, stable
+    // 384, no PRE-PREPARE it could accept for 3 s). Once caught up, the timer applies again.
+    let mut r = replica(1);
+    r.handle(Input::ClientTxs(txs(1, 60)));
+    r.handle(Input::Tick { now_ms: 100 });
+    let mut prev = genesis();
+    let mut blocks = Vec::new();
+    for h in 1..=4 {
+        let b = batch(h, 0, Vec::new());
+        let (blk, _) = Block::build(CHAIN_ID, &prev, b.header, &[], &[], Some(cert(0, &b, &[0, 2, 3])));
+        blocks.push(blk.clone());
+        prev = blk;
+    }
+    let mut out = Vec::new();
+    for i in [0, 2, 3] {
+        out.extend(feed(&mut r, Message::Checkpoint(Checkpoint::sign(CHAIN_ID, &validator_key(i), 4, prev.hash))));
+    }
+    assert_eq!(r.status().stable_height, 4);
+    assert!(out.iter().any(|a| matches!(a, Action::FetchBlocks { from_height: 1, to_height: 4, .. })));
+    // Its fetch is slow (every answer empty, or late): no suspicion, however long.
+    for now_ms in [400, 401, 5_000] {
+        r.handle(Input::Tick { now_ms });
+        assert_eq!((r.status().view, r.status().mode), (0, Mode::Normal), "suspected at {now_ms} ms");
+        assert_eq!(r.take_suspicion(), None);
+    }
+    // The blocks arrive at 5 s; its transaction is still pending and the primary now shows nothing
+    // for a whole timeout: the primary is suspected.
+    let synced = blocks.iter().map(|b| verify_block(&ctx(), b).unwrap()).collect();
+    assert_eq!(commits(&r.handle(Input::SyncedBlocks(synced))).len(), 4);
+    r.handle(Input::Tick { now_ms: 5_299 });
+    assert_eq!(r.status().view, 0);
+    r.handle(Input::Tick { now_ms: 5_300 });
+    assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
+}
+
+#[test]
+fn the_request_timer_never_expires_on_the_first_tick_after_progress() {
+    // Castro & Liskov 2002, §4.4: the timer measures how long the primary shows no progress. The
+    // core learns the time only from the driver's ticks; progress seen between two ticks happened
+    // at some moment between them. A driver busy for seconds between two ticks (a starved backup
+    // executing a 64-block catch-up took 6 s) would otherwise count its own stall against the
+    // primary, on the very tick that follows the progress it just saw.
+    let mut r = replica(1);
+    r.handle(Input::ClientTxs(txs(1, 61)));
+    r.handle(Input::Tick { now_ms: 100 });
+    feed(&mut r, Message::PrePrepare(pp(0, batch(1, 0, txs(1, 62)))));
+    // The next tick comes 6 s later: the timer restarts there.
+    r.handle(Input::Tick { now_ms: 6_000 });
+    assert_eq!((r.status().view, r.status().mode), (0, Mode::Normal));
+    r.handle(Input::Tick { now_ms: 6_299 });
+    assert_eq!(r.status().view, 0);
+    // A whole timeout from there without progress: the primary is suspected.
+    r.handle(Input::Tick { now_ms: 6_300 });
+    assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
+    // Without progress between them, a long gap between two ticks is the primary's silence.
+    let mut r = replica(1);
+    r.handle(Input::ClientTxs(txs(1, 63)));
+    r.handle(Input::Tick { now_ms: 100 });
+    r.handle(Input::Tick { now_ms: 6_000 });
+    assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
 }
 
 #[test]
@@ -758,6 +835,7 @@ fn lone_replica_rejoins_the_committee_as_a_non_voting_observer() {
     // Its own request timer never asks for a view below the promise; at the promise it resumes
     // the view change it promised (a fresh, equally truthful VIEW-CHANGE for view 1).
     r.handle(Input::ClientTxs(txs(1, 47)));
+    settle(&mut r);
     let out = r.handle(Input::Tick { now_ms: 10_000 });
     assert!(matches!(broadcasts(&out)[0], Message::ViewChange(v) if v.view == 1));
     assert_eq!((r.status().view, r.status().mode, r.promised_view()), (1, Mode::ViewChange, 1));
@@ -790,6 +868,7 @@ fn a_lone_replica_rejoins_only_on_news_of_the_committee() {
     for i in [0, 1, 2] {
         feed(&mut r, commit(i, 0, &b2));
     }
+    settle(&mut r);
     r.handle(Input::Tick { now_ms: 300 });
     assert_eq!((r.status().view, r.status().mode), (1, Mode::ViewChange));
     // The same certificate again is old news.

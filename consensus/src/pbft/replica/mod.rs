@@ -141,6 +141,10 @@ pub struct Replica {
     /// or a new height certified in this view): the request timer restarts then. It measures the
     /// primary, not this replica's own backlog (see `note_certificate`).
     primary_progress_ms: u64,
+    /// Progress of the primary (or a new view) seen since the last tick. The core learns the time
+    /// only from ticks, so that progress happened at some moment between the last tick and the
+    /// next: the request timer never expires on the tick right after it (see `on_tick`).
+    progress_since_tick: bool,
     /// The highest height pre-prepared in the current view, and the highest height certified
     /// (2f+1 COMMITs) in the current view, as far as this replica has seen.
     view_pre_prepared_height: u64,
@@ -225,6 +229,7 @@ impl Replica {
             next_height: 0,
             view_started_ms: now_ms,
             primary_progress_ms: now_ms,
+            progress_since_tick: false,
             view_pre_prepared_height: 0,
             view_certified_height: 0,
             vc_quorum_since_ms: None,

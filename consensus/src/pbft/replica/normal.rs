@@ -118,8 +118,14 @@ impl Replica {
         let certified = self.view_certified_height.max(self.committed_height);
         if h > self.view_pre_prepared_height && h <= certified.saturating_add(self.cfg.max_in_flight) {
             self.view_pre_prepared_height = h;
-            self.primary_progress_ms = self.now_ms;
+            self.note_primary_progress();
         }
+    }
+
+    /// The primary showed progress now; the request timer restarts (see `progress_since_tick`).
+    pub(super) fn note_primary_progress(&mut self) {
+        self.primary_progress_ms = self.now_ms;
+        self.progress_since_tick = true;
     }
 
     pub(super) fn on_prepare(&mut self, p: Prepare) {
@@ -236,7 +242,7 @@ impl Replica {
         if view == self.view {
             if self.mode == Mode::Normal && h > self.view_certified_height {
                 self.view_certified_height = h;
-                self.primary_progress_ms = self.now_ms;
+                self.note_primary_progress();
             }
         } else if view < self.view {
             if news && self.may_rejoin(view) {
@@ -260,6 +266,16 @@ impl Replica {
             && view < self.view
             && view >= self.last_normal_view
             && self.view_changes_at_or_above(self.view) < self.ctx.committee.weak_quorum()
+    }
+
+    /// True when the committee has shown this replica that it is ahead of it: the height after
+    /// its committed one is certified (it waits for the body, or for its fetch), or its stable
+    /// checkpoint is above its committed height (2f+1 validators executed past it; the slots up
+    /// to the checkpoint are collected, so it can only fetch those blocks). Either way its catch-up
+    /// is bounded (f+1 honest validators hold the blocks), and it must not take its own lag for
+    /// a faulty primary: a CPU-starved backup did, in every burst (docs/performance.md, ninth round).
+    pub(super) fn behind_the_committee(&self) -> bool {
+        self.next_height_certified() || self.stable.height > self.committed_height
     }
 
     /// True when 2f+1 COMMITs certify the height after this replica's committed height.

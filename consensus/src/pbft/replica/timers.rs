@@ -7,6 +7,7 @@ impl Replica {
     // ------------------------------------------------------------------ timers
 
     pub(super) fn on_tick(&mut self) {
+        let progressed = std::mem::take(&mut self.progress_since_tick);
         self.try_propose();
         match self.mode {
             Mode::Normal => {
@@ -16,15 +17,22 @@ impl Replica {
                 // in this view): under a backlog the oldest transaction may wait far longer than
                 // the timeout while the primary makes steady progress, and a backup behind on its
                 // own work must not take its own lag for a faulty primary.
-                // A replica whose next height is certified but not yet committed here (it waits
-                // for the body, or for its fetch) is behind the committee: its pending
-                // transactions may well be in that batch, and its lag is its own.
-                if self.next_height_certified() {
+                // A replica behind the committee (see `behind_the_committee`) waits on its own
+                // catch-up: its pending transactions may well be in the batches it lacks, and its
+                // lag is its own.
+                if self.behind_the_committee() {
                     self.primary_progress_ms = self.now_ms;
                 }
                 if let Some(oldest) = self.pool.oldest_arrival_ms() {
                     let since = oldest.max(self.view_started_ms).max(self.primary_progress_ms);
-                    if self.now_ms >= since + self.timeout_ms() {
+                    if self.now_ms >= since + self.timeout_ms() && progressed {
+                        // Progress came in since the last tick, and the core cannot tell how long
+                        // ago: a driver busy between two ticks (a catch-up of 64 blocks on a
+                        // starved host took 6 s) stamped it with the older one. Restart the timer
+                        // at this tick instead of counting the driver's stall against the primary.
+                        // With ticks every few milliseconds this changes nothing else.
+                        self.primary_progress_ms = self.now_ms;
+                    } else if self.now_ms >= since + self.timeout_ms() {
                         self.suspicion = Some(format!(
                             "no progress in view {} for {} ms: committed {}, executed {}, \
                              stable {}, high watermark {}, highest pre-prepared in this view {}, highest \
