@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ordo_chain::store::Store;
-use ordo_chain::{Block, Hash, PublicKey};
+use ordo_chain::{Block, Hash, PublicKey, VerifiedTx};
 use ordo_consensus::{Action, CommittedBatch, Engine, Input, Mode, Verified, Verifier};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -86,24 +86,22 @@ pub async fn run<E: Engine>(
             _ = shutdown.cancelled() => break,
             _ = shared.admitted.notified() => None,
             input = rx.recv() => match input {
-                Some(DriverInput::Peer(m)) => Some(Input::Message(m)),
-                Some(DriverInput::Synced(blocks)) => {
-                    shared.syncing.store(false, Ordering::Relaxed);
-                    Some(Input::SyncedBlocks(blocks))
-                }
+                Some(input) => Some(input_of(&shared, input)),
                 None => break,
             },
             _ = tick.tick() => Some(Input::Tick { now_ms: now_ms() }),
         };
-        let mut queue: VecDeque<Input<E::Message>> = first.into_iter().collect();
         let txs = pull();
         if txs.len() == MEMPOOL_PULL_MAX {
             // More may be waiting: come back for them on the next turn.
             shared.admitted.notify_one();
         }
-        if !txs.is_empty() {
-            queue.push_back(Input::ClientTxs(txs));
-        }
+        // What is queued now arrived before this tick (at most the queue's capacity).
+        let mut queued = rx.len();
+        let mut queue = turn(first, txs, || {
+            queued = queued.checked_sub(1)?;
+            rx.try_recv().ok().map(|input| input_of(&shared, input))
+        });
         while let Some(input) = queue.pop_front() {
             let actions = engine.handle(input);
             if let Some(why) = engine.take_suspicion() {
@@ -121,6 +119,49 @@ pub async fn run<E: Engine>(
     }
     info!("consensus driver stopped");
     Ok(())
+}
+
+/// A queued input as the core takes it.
+fn input_of<M>(shared: &Shared, input: DriverInput<M>) -> Input<M> {
+    match input {
+        DriverInput::Peer(m) => Input::Message(m),
+        DriverInput::Synced(blocks) => {
+            shared.syncing.store(false, Ordering::Relaxed);
+            Input::SyncedBlocks(blocks)
+        }
+    }
+}
+
+/// One turn's inputs, in the order the core takes them.
+/// - The transactions pulled from the mempool come first, then the input that woke the driver.
+///   A pulled transaction is pending at the moment of the pull (a commit drops its transactions
+///   from the mempool before it returns, and a committed id is never admitted again), but the
+///   turn's other input may commit the very block that holds it (a COMMIT completing a
+///   certificate, a fetched block). Handed over after that commit, it would stay in the core's
+///   pool for good, aging until the request timer suspected a healthy primary (a CPU-starved
+///   backup did, `scripts/starved-backup.sh`); handed over before, the commit drops it from the
+///   pool like any other.
+/// - A tick comes after the messages queued before it (`backlog`, which yields what was queued
+///   when the tick fired): the core's timers judge the primary by what it sent, not by how far
+///   this node's driver is behind on reading it. A starved backup with 50–60 verified messages
+///   queued, among them the certificates of its next heights, suspected its primary on the tick
+///   that came first (`scripts/starved-backup.sh`).
+fn turn<M>(
+    first: Option<Input<M>>,
+    txs: Vec<VerifiedTx>,
+    backlog: impl FnMut() -> Option<Input<M>>,
+) -> VecDeque<Input<M>> {
+    let mut queue = VecDeque::with_capacity(2);
+    if !txs.is_empty() {
+        queue.push_back(Input::ClientTxs(txs));
+    }
+    if let Some(tick @ Input::Tick { .. }) = first {
+        queue.extend(std::iter::from_fn(backlog));
+        queue.push_back(tick);
+    } else {
+        queue.extend(first);
+    }
+    queue
 }
 
 async fn execute<V: Verifier>(
@@ -253,5 +294,105 @@ async fn fetch<V: Verifier>(
             shared.syncing.store(false, Ordering::Relaxed);
         }
         Err(e) => error!(error = %e, "block verification task failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordo_chain::cert::{pbft_commit_bytes, Certificate, PbftCertificate, ValidatorSignature};
+    use ordo_chain::{BatchHeader, Op, Transaction, TxRules};
+    use ordo_consensus::pbft::replica::{Replica, Restore};
+    use ordo_consensus::pbft::{verify_block, VerifyContext};
+    use ordo_consensus::sim::{committee, genesis, sim_config, validator_key, CHAIN_ID};
+    use ordo_consensus::Consensus;
+
+    /// A backup of a 4-validator committee, and a certified block at height 1 holding `tx`.
+    fn backup_and_block(tx: &VerifiedTx) -> (Replica, Verified<CommittedBatch>) {
+        let ctx = VerifyContext::new(committee(4), TxRules::new(CHAIN_ID), &sim_config());
+        let g = genesis();
+        let restore = Restore { safety: None, executed_height: 0, executed_hash: g.hash };
+        let r = Replica::new(sim_config(), ctx.clone(), validator_key(2), g.hash, restore, 0).unwrap();
+        let txs = vec![tx.clone()];
+        let header = BatchHeader::for_txs(1, 1_000, validator_key(0).public(), &txs);
+        let d = header.digest(CHAIN_ID);
+        let msg = pbft_commit_bytes(CHAIN_ID, 0, 1, &d);
+        let signatures = [0, 1, 3]
+            .iter()
+            .map(|&i| ValidatorSignature {
+                validator: validator_key(i).public(),
+                signature: validator_key(i).sign(&msg),
+            })
+            .collect();
+        let cert = Certificate::Pbft(PbftCertificate { view: 0, height: 1, batch_digest: d, signatures });
+        let (block, _) = Block::build(CHAIN_ID, &g, header, &txs, &[false], Some(cert));
+        (r, verify_block(&ctx, &block).unwrap())
+    }
+
+    #[test]
+    fn a_transaction_pulled_in_the_turn_that_commits_it_does_not_stay_pending() {
+        let client = ordo_chain::Keypair::from_seed([5; 32]);
+        let raw = Transaction::sign(CHAIN_ID, &client, 1, Op::Put { key: "k".into(), value: "v".into() });
+        let tx = TxRules::new(CHAIN_ID).verify(raw).unwrap();
+        // The turn's input commits the block that holds the pulled transaction.
+        let (mut r, block) = backup_and_block(&tx);
+        for input in turn(Some(Input::SyncedBlocks(vec![block])), vec![tx.clone()], || None) {
+            r.handle(input);
+        }
+        assert_eq!(r.status().committed_height, 1);
+        assert_eq!(r.status().pending_txs, 0, "the commit took it out of the pool");
+        // The other order, for contrast: the core cannot tell a committed id from a new one, so the
+        // transaction would wait for a batch that never comes.
+        let (mut r, block) = backup_and_block(&tx);
+        r.handle(Input::SyncedBlocks(vec![block]));
+        r.handle(Input::ClientTxs(vec![tx]));
+        assert_eq!(r.status().pending_txs, 1);
+        // A turn with no transactions is the input alone.
+        assert_eq!(turn::<()>(Some(Input::SyncedBlocks(Vec::new())), Vec::new(), || panic!("no backlog")).len(), 1);
+    }
+
+    #[test]
+    fn a_late_tick_comes_after_the_messages_queued_before_it() {
+        let client = ordo_chain::Keypair::from_seed([6; 32]);
+        let raw = Transaction::sign(CHAIN_ID, &client, 1, Op::Put { key: "k".into(), value: "v".into() });
+        let tx = TxRules::new(CHAIN_ID).verify(raw).unwrap();
+        // A backup with a pending transaction falls 6 s behind on its queue; the committee's
+        // certified block 1 waits there when the tick fires.
+        let run = |tick_first: bool| {
+            let (mut r, block) = backup_and_block(&tx);
+            r.handle(Input::ClientTxs(vec![tx.clone()]));
+            r.handle(Input::Tick { now_ms: 100 });
+            let mut backlog = Some(Input::SyncedBlocks(vec![block]));
+            let tick = Input::Tick { now_ms: 6_000 };
+            let inputs: Vec<Input<_>> = if tick_first {
+                vec![tick, backlog.take().unwrap()]
+            } else {
+                turn(Some(tick), Vec::new(), || backlog.take()).into()
+            };
+            let mut suspected = false;
+            for input in inputs {
+                r.handle(input);
+                suspected |= r.take_suspicion().is_some();
+            }
+            (r.status(), suspected)
+        };
+        let (s, suspected) = run(false);
+        assert!(!suspected, "the primary progressed");
+        assert_eq!((s.view, s.mode, s.committed_height), (0, Mode::Normal, 1));
+        // The tick first, for contrast: the backup takes its own lag for a silent primary (and
+        // the certificate then brings it back to view 0 as an observer).
+        let (s, suspected) = run(true);
+        assert!(suspected);
+        assert_eq!(s.committed_height, 1);
+        // The backlog is read only for a tick, and only up to what it yields.
+        let mut left = 2;
+        let mut backlog = || {
+            (left > 0).then(|| {
+                left -= 1;
+                Input::<()>::Tick { now_ms: 0 }
+            })
+        };
+        assert_eq!(turn(Some(Input::Tick { now_ms: 1 }), Vec::new(), &mut backlog).len(), 3);
+        assert_eq!(turn(Some(Input::SyncedBlocks(Vec::new())), Vec::new(), &mut backlog).len(), 1);
     }
 }
