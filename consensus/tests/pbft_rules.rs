@@ -195,6 +195,24 @@ fn cert(view: u64, b: &Batch, signers: &[usize]) -> Certificate {
     })
 }
 
+/// Blocks 1..=n of view 0, empty, each certified by validators 0, 2 and 3, chained from genesis.
+fn certified_chain(n: u64) -> Vec<Block> {
+    let mut prev = genesis();
+    (1..=n)
+        .map(|h| {
+            let b = batch(h, 0, Vec::new());
+            let (blk, _) = Block::build(CHAIN_ID, &prev, b.header, &[], &[], Some(cert(0, &b, &[0, 2, 3])));
+            prev = blk.clone();
+            blk
+        })
+        .collect()
+}
+
+/// `certified_chain(n)`, verified as a fetch would deliver it.
+fn synced_chain(n: u64) -> Vec<Verified<ordo_consensus::CommittedBatch>> {
+    certified_chain(n).iter().map(|b| verify_block(&ctx(), b).unwrap()).collect()
+}
+
 // ------------------------------------------------------------------ normal case, §4.2
 
 #[test]
@@ -387,16 +405,8 @@ fn checkpoint_becomes_stable_at_2f_plus_1_and_garbage_collects() {
     let mut r = replica(1);
     let hash = Hash([4; 32]);
     // Pretend heights 1..=4 were committed by feeding certified blocks.
-    let mut prev = genesis();
-    let mut synced = Vec::new();
-    for h in 1..=4 {
-        let b = batch(h, 0, Vec::new());
-        let (blk, _) = Block::build(CHAIN_ID, &prev, b.header, &[], &[], Some(cert(0, &b, &[0, 2, 3])));
-        synced.push(verify_block(&ctx(), &blk).unwrap());
-        prev = blk;
-    }
     // Asking for blocks first is what a lagging replica does; here they arrive unasked.
-    let out = r.handle(Input::SyncedBlocks(synced));
+    let out = r.handle(Input::SyncedBlocks(synced_chain(4)));
     assert_eq!(commits(&out).len(), 4);
     let out = r.handle(Input::Executed { height: 4, block_hash: hash });
     assert!(matches!(broadcasts(&out)[0], Message::Checkpoint(c) if c.height == 4 && c.block_hash == hash));
@@ -416,15 +426,7 @@ fn a_replica_re_sends_its_newest_checkpoint_until_it_is_stable() {
     // laggard needs 2f+1 of it) and its newest one while that is not stable yet (else replicas
     // that lost its first copies never make it stable, and stay at different stable checkpoints).
     let mut r = replica(1);
-    let mut prev = genesis();
-    let mut synced = Vec::new();
-    for h in 1..=8 {
-        let b = batch(h, 0, Vec::new());
-        let (blk, _) = Block::build(CHAIN_ID, &prev, b.header, &[], &[], Some(cert(0, &b, &[0, 2, 3])));
-        synced.push(verify_block(&ctx(), &blk).unwrap());
-        prev = blk;
-    }
-    assert_eq!(commits(&r.handle(Input::SyncedBlocks(synced))).len(), 8);
+    assert_eq!(commits(&r.handle(Input::SyncedBlocks(synced_chain(8)))).len(), 8);
     let (h4, h8) = (Hash([4; 32]), Hash([8; 32]));
     r.handle(Input::Executed { height: 4, block_hash: h4 });
     for i in [2, 3] {
@@ -652,17 +654,10 @@ fn a_replica_behind_a_stable_checkpoint_takes_the_lag_for_its_own() {
     let mut r = replica(1);
     r.handle(Input::ClientTxs(txs(1, 60)));
     r.handle(Input::Tick { now_ms: 100 });
-    let mut prev = genesis();
-    let mut blocks = Vec::new();
-    for h in 1..=4 {
-        let b = batch(h, 0, Vec::new());
-        let (blk, _) = Block::build(CHAIN_ID, &prev, b.header, &[], &[], Some(cert(0, &b, &[0, 2, 3])));
-        blocks.push(blk.clone());
-        prev = blk;
-    }
+    let tip = certified_chain(4)[3].hash;
     let mut out = Vec::new();
     for i in [0, 2, 3] {
-        out.extend(feed(&mut r, Message::Checkpoint(Checkpoint::sign(CHAIN_ID, &validator_key(i), 4, prev.hash))));
+        out.extend(feed(&mut r, Message::Checkpoint(Checkpoint::sign(CHAIN_ID, &validator_key(i), 4, tip))));
     }
     assert_eq!(r.status().stable_height, 4);
     assert!(out.iter().any(|a| matches!(a, Action::FetchBlocks { from_height: 1, to_height: 4, .. })));
@@ -674,8 +669,7 @@ fn a_replica_behind_a_stable_checkpoint_takes_the_lag_for_its_own() {
     }
     // The blocks arrive at 5 s; its transaction is still pending and the primary now shows nothing
     // for a whole timeout: the primary is suspected.
-    let synced = blocks.iter().map(|b| verify_block(&ctx(), b).unwrap()).collect();
-    assert_eq!(commits(&r.handle(Input::SyncedBlocks(synced))).len(), 4);
+    assert_eq!(commits(&r.handle(Input::SyncedBlocks(synced_chain(4)))).len(), 4);
     r.handle(Input::Tick { now_ms: 5_299 });
     assert_eq!(r.status().view, 0);
     r.handle(Input::Tick { now_ms: 5_300 });
