@@ -469,6 +469,59 @@ fn replica_behind_a_stable_checkpoint_fetches_certified_blocks() {
 // ------------------------------------------------------------------ view change, §4.4–§4.5
 
 #[test]
+fn a_replica_fetching_blocks_does_not_ask_again_while_an_answer_is_under_way() {
+    // Castro & Liskov 2002, §4.3 (state transfer), as Ordo fetches certified blocks: a replica far
+    // behind sees a new stable checkpoint every K heights, each raising its catch-up target. A
+    // starved backup asked for the same 64 blocks again at each raise, from another peer, while
+    // the first answer was still being verified (`scripts/starved-backup.sh`). The answer under
+    // way asks for the rest; the retransmission timer covers an answer that never comes.
+    let mut r = replica(3);
+    let chain = certified_chain(8);
+    let fetches = |out: &[Action<Message>]| -> Vec<(u64, u64)> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::FetchBlocks { from_height, to_height, .. } => Some((*from_height, *to_height)),
+                _ => None,
+            })
+            .collect()
+    };
+    let stable_at = |r: &mut Replica, h: u64| -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        for i in [0, 1, 2] {
+            let hash = chain[h as usize - 1].hash;
+            out.extend(feed(r, Message::Checkpoint(Checkpoint::sign(CHAIN_ID, &validator_key(i), h, hash))));
+        }
+        fetches(&out)
+    };
+    assert_eq!(stable_at(&mut r, 4), [(1, 4)]);
+    assert_eq!(stable_at(&mut r, 8), [], "the answer for 1..=4 is under way");
+    assert_eq!(r.status().stable_height, 8);
+    // The answer comes: the rest is asked for at once.
+    let synced: Vec<_> = chain[..4].iter().map(|b| verify_block(&ctx(), b).unwrap()).collect();
+    let out = r.handle(Input::SyncedBlocks(synced));
+    assert_eq!(commits(&out).len(), 4);
+    assert_eq!(fetches(&out), [(5, 8)]);
+    // No answer for a retransmission interval: the timer asks again, then waits twice as long
+    // for each request left unanswered (the answer may be slow to verify, not lost).
+    let interval = sim_config().retransmit_interval_ms;
+    let mut asked = Vec::new();
+    for now_ms in (1..=16 * interval).step_by(5) {
+        if !fetches(&r.handle(Input::Tick { now_ms })).is_empty() {
+            asked.push(now_ms);
+        }
+    }
+    assert_eq!(asked, [interval + 1, 3 * interval + 1, 7 * interval + 1, 15 * interval + 1]);
+    // An answer resets the wait.
+    let now = 16 * interval + 10;
+    assert_eq!(fetches(&r.handle(Input::Tick { now_ms: now })), []);
+    let synced: Vec<_> = chain[4..6].iter().map(|b| verify_block(&ctx(), b).unwrap()).collect();
+    let out = r.handle(Input::SyncedBlocks(synced));
+    assert_eq!(fetches(&out), [(7, 8)], "the rest at once");
+    assert_eq!(fetches(&r.handle(Input::Tick { now_ms: now + interval - 1 })), []);
+    assert_eq!(fetches(&r.handle(Input::Tick { now_ms: now + interval })), [(7, 8)]);
+}
+
+#[test]
 fn catch_up_asks_each_peer_once_then_waits_for_the_timer_when_nobody_has_the_block() {
     // After a view change, a height may hold COMMITs while no validator has committed it yet:
     // each answer to a fetch is empty. Asking the next peer at once, every round trip, flooded

@@ -16,10 +16,37 @@ impl Replica {
                 s.target = target;
                 s.peers = peers;
                 s.empty_answers = 0;
+                if s.awaiting {
+                    // The answer under way asks for the rest at once (`on_synced`), and the
+                    // retransmission timer asks again if it never comes. Asking now would fetch the
+                    // same blocks twice: a starved backup, raised by each new stable checkpoint,
+                    // fetched one range of 64 blocks from two or three peers at once, and
+                    // verified every copy.
+                    return;
+                }
             }
-            None => self.sync = Some(Sync { target, peers, attempt: 0, requested_ms: 0, empty_answers: 0 }),
+            None => {
+                self.sync = Some(Sync {
+                    target,
+                    peers,
+                    attempt: 0,
+                    requested_ms: 0,
+                    awaiting: false,
+                    unanswered: 0,
+                    empty_answers: 0,
+                })
+            }
         }
         self.request_blocks();
+    }
+
+    /// How long after its last request the retransmission timer asks again: one interval, doubled
+    /// for each request since the last answer that was not answered either (at most 8 intervals).
+    /// An answer can take longer than an interval to arrive: the node verifies every block's
+    /// transactions and certificate first, and a starved backup took over a second for two
+    /// blocks, while the timer asked another peer for the same blocks every second.
+    pub(super) fn sync_retry_ms(&self, s: &Sync) -> u64 {
+        self.cfg.retransmit_interval_ms << s.unanswered.min(3)
     }
 
     pub(super) fn request_blocks(&mut self) {
@@ -27,6 +54,10 @@ impl Replica {
         let from = s.peers[s.attempt % s.peers.len()];
         s.attempt += 1;
         s.requested_ms = self.now_ms;
+        if s.awaiting {
+            s.unanswered += 1;
+        }
+        s.awaiting = true;
         let from_height = self.committed_height + 1;
         let to_height = s.target.min(self.committed_height + self.cfg.fetch_max_blocks);
         self.counters.fetches += 1;
@@ -35,6 +66,10 @@ impl Replica {
 
     pub(super) fn on_synced(&mut self, mut blocks: Vec<Verified<CommittedBatch>>) {
         let before = self.committed_height;
+        if let Some(s) = &mut self.sync {
+            s.awaiting = false;
+            s.unanswered = 0;
+        }
         blocks.sort_by_key(|b| b.header.height);
         // The newest certificate of the answer tells where the committee is (verification
         // checked it against the committee).

@@ -85,6 +85,10 @@ struct Sync {
     peers: Vec<PublicKey>,
     attempt: usize,
     requested_ms: u64,
+    /// A request was sent and no answer has come back yet.
+    awaiting: bool,
+    /// Requests sent again, by the retransmission timer, since the last answer.
+    unanswered: u32,
     /// Answers in a row that brought no block this replica could commit. Once every peer has
     /// answered so, the next request waits for the retransmission timer (see
     /// `Replica::on_synced`).

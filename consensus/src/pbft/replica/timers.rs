@@ -153,7 +153,7 @@ impl Replica {
             self.sync = None;
         }
         match &self.sync {
-            Some(s) if self.now_ms >= s.requested_ms + self.cfg.retransmit_interval_ms => self.request_blocks(),
+            Some(s) if self.now_ms >= s.requested_ms + self.sync_retry_ms(s) => self.request_blocks(),
             Some(_) => {}
             None => self.check_stuck(),
         }
