@@ -501,6 +501,9 @@ fn a_replica_fetching_blocks_does_not_ask_again_while_an_answer_is_under_way() {
     let out = r.handle(Input::SyncedBlocks(synced));
     assert_eq!(commits(&out).len(), 4);
     assert_eq!(fetches(&out), [(5, 8)]);
+    // A late copy of the answer it already had is not an answer: no request follows it.
+    let stale: Vec<_> = chain[..4].iter().map(|b| verify_block(&ctx(), b).unwrap()).collect();
+    assert_eq!(fetches(&r.handle(Input::SyncedBlocks(stale))), []);
     // No answer for a retransmission interval: the timer asks again, then waits twice as long
     // for each request left unanswered (the answer may be slow to verify, not lost).
     let interval = sim_config().retransmit_interval_ms;

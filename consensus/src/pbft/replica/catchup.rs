@@ -66,6 +66,13 @@ impl Replica {
 
     pub(super) fn on_synced(&mut self, mut blocks: Vec<Verified<CommittedBatch>>) {
         let before = self.committed_height;
+        if !blocks.is_empty() && blocks.iter().all(|b| b.header.height <= before) {
+            // A late answer to an earlier request (or blocks committed meanwhile): it neither
+            // answers the request under way nor says that its peer lacks the blocks. Counted as
+            // an empty answer, it made a starved backup ask the next peer at once, whose late
+            // answer did the same: five copies of one range in 0.7 s.
+            return;
+        }
         if let Some(s) = &mut self.sync {
             s.awaiting = false;
             s.unanswered = 0;
