@@ -25,14 +25,15 @@ impl Replica {
                 }
                 if let Some(oldest) = self.pool.oldest_arrival_ms() {
                     let since = oldest.max(self.view_started_ms).max(self.primary_progress_ms);
-                    if self.now_ms >= since + self.timeout_ms() && progressed {
+                    let expired = self.now_ms >= since + self.timeout_ms();
+                    if expired && progressed {
                         // Progress came in since the last tick, and the core cannot tell how long
                         // ago: a driver busy between two ticks (a catch-up of 64 blocks on a
                         // starved host took 6 s) stamped it with the older one. Restart the timer
                         // at this tick instead of counting the driver's stall against the primary.
                         // With ticks every few milliseconds this changes nothing else.
                         self.primary_progress_ms = self.now_ms;
-                    } else if self.now_ms >= since + self.timeout_ms() {
+                    } else if expired {
                         self.suspicion = Some(format!(
                             "no progress in view {} for {} ms: committed {}, executed {}, \
                              stable {}, high watermark {}, highest pre-prepared in this view {}, highest \
