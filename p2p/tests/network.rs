@@ -4,8 +4,11 @@
 use std::time::Duration;
 
 use ordo_chain::{Keypair, PublicKey};
-use ordo_p2p::{peer_id_of, spawn, CancellationToken, P2pConfig, P2pError, P2pEvent, P2pHandle, ValidatorPeer};
-use tokio::sync::mpsc;
+use ordo_p2p::{
+    peer_id_of, spawn, CancellationToken, P2pConfig, P2pError, P2pEvent, P2pHandle, ValidatorPeer, TX_REQUEST_MAX_BYTES,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout, Instant};
 
 /// The outer bound of every test.
@@ -349,6 +352,201 @@ async fn block_requests_are_answered_through_the_reply_channel() {
     })
     .await
     .expect("test finished in time");
+}
+
+/// Runs one test with tracing, within the outer bound of every test.
+async fn bounded(test: impl std::future::Future<Output = ()>) {
+    init_tracing();
+    timeout(TEST_TIMEOUT, test).await.expect("test finished in time");
+}
+
+/// `start_network`, then waits until every validator is connected to every other.
+async fn connected_network(n: u8, tweak: impl Fn(u8, &mut P2pConfig)) -> Vec<Node> {
+    let nodes = start_network(n, tweak).await;
+    wait_until(&format!("a full mesh of {n}"), Duration::from_secs(20), || full_mesh(&nodes)).await;
+    nodes
+}
+
+/// Asks `from` for transactions in a task of its own, as a node must (it keeps draining events).
+fn ask_txs(asker: &P2pHandle, from: PublicKey, request: &[u8]) -> JoinHandle<Result<Vec<u8>, P2pError>> {
+    let (asker, request) = (asker.clone(), request.to_vec());
+    tokio::spawn(async move { asker.request_txs(from, request).await })
+}
+
+/// The next message at `events`, which must be a transaction request: its sender, bytes and reply.
+async fn expect_tx_request(events: &mut mpsc::Receiver<P2pEvent>) -> (PublicKey, Vec<u8>, oneshot::Sender<Vec<u8>>) {
+    match next_message(events, Duration::from_secs(5)).await {
+        Some(P2pEvent::TxRequest { from, request, reply }) => (from, request, reply),
+        other => panic!("expected a transaction request, got {other:?}"),
+    }
+}
+
+/// `asker` fetches transactions from `responder`, whose node answers `answer`; the asker must get
+/// exactly that. Returns the sender and the request as the responder's node saw them.
+async fn fetch_answered(
+    asker: &P2pHandle,
+    responder: &mut Node,
+    request: &[u8],
+    answer: &[u8],
+) -> (PublicKey, Vec<u8>) {
+    let fetch = ask_txs(asker, responder.key, request);
+    let (from, bytes, reply) = expect_tx_request(&mut responder.events).await;
+    reply.send(answer.to_vec()).unwrap();
+    assert_eq!(fetch.await.unwrap().unwrap(), answer);
+    (from, bytes)
+}
+
+async fn stop_all(nodes: Vec<Node>) {
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+/// The fetch a backup makes for the transactions a PRE-PREPARE names but it lacks: the request
+/// reaches the node as an event with its sender, and the node's reply reaches the requester.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_requests_are_answered_through_the_reply_channel() {
+    bounded(async {
+        let mut nodes = connected_network(3, |_, _| {}).await;
+        let (asker, node2) = (nodes[2].handle.clone(), nodes[2].key);
+
+        let seen = fetch_answered(&asker, &mut nodes[0], b"ids a, b", b"txs a, b").await;
+        assert_eq!(seen, (node2, b"ids a, b".to_vec()));
+        // Only node0 was asked.
+        let ev = next_message(&mut nodes[1].events, QUIET).await;
+        assert!(ev.is_none(), "node1 heard a request meant for node0: {ev:?}");
+        stop_all(nodes).await;
+    })
+    .await;
+}
+
+/// A node that drops `reply` refuses: the requester learns it at once, well before the timeout,
+/// instead of hanging until it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_transaction_request_fails_the_requester_at_once() {
+    const TIMEOUT_MS: u64 = 10_000;
+    bounded(async {
+        let mut nodes = connected_network(2, |_, c| c.tx_request_timeout_ms = TIMEOUT_MS).await;
+        let node0 = nodes[0].key;
+
+        let asked_at = Instant::now();
+        let request = ask_txs(&nodes[1].handle, node0, b"ids c");
+        let (_, _, reply) = expect_tx_request(&mut nodes[0].events).await;
+        drop(reply);
+        let refused = request.await.unwrap();
+        assert!(matches!(refused, Err(P2pError::RequestFailed { key, .. }) if key == node0), "{refused:?}");
+        let waited = asked_at.elapsed();
+        assert!(waited < Duration::from_millis(TIMEOUT_MS / 2), "the refusal took {waited:?}");
+        stop_all(nodes).await;
+    })
+    .await;
+}
+
+/// The limits of the transaction fetch: requests in flight from one node, requests waiting for
+/// the node's reply, and the timeout after which an unanswered request is dropped on both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_requests_are_bounded_and_unanswered_ones_time_out() {
+    const TIMEOUT_MS: u64 = 3_000;
+    bounded(async {
+        let mut nodes = connected_network(3, |i, c| {
+            c.tx_request_timeout_ms = TIMEOUT_MS;
+            match i {
+                0 => c.max_pending_tx_replies = 1,
+                1 => c.max_outbound_tx_requests = 1,
+                _ => {}
+            }
+        })
+        .await;
+        let node0 = nodes[0].key;
+
+        // node1's one request in flight waits for node0's node, which holds its reply.
+        let asked_at = Instant::now();
+        let unanswered = ask_txs(&nodes[1].handle, node0, b"ids d");
+        let (_, _, held) = expect_tx_request(&mut nodes[0].events).await;
+        // node1 may not have a second request in flight ...
+        let second = nodes[1].handle.request_txs(node0, b"ids e".to_vec()).await;
+        assert_eq!(second, Err(P2pError::TooManyRequests { kind: "tx", max: 1 }));
+        // ... and node0 refuses a second request waiting for its node, without telling the node.
+        let crowded = nodes[2].handle.request_txs(node0, b"ids f".to_vec()).await;
+        assert!(matches!(crowded, Err(P2pError::RequestFailed { key, .. }) if key == node0), "{crowded:?}");
+        assert!(asked_at.elapsed() < Duration::from_millis(TIMEOUT_MS), "the test was too slow to see the limits");
+        let ev = next_message(&mut nodes[0].events, Duration::from_millis(200)).await;
+        assert!(ev.is_none(), "node0's node was asked beyond the limit: {ev:?}");
+
+        // The held request times out for the requester, and node0 drops the reply it waited for.
+        let late = unanswered.await.unwrap();
+        assert!(
+            matches!(late, Err(P2pError::RequestTimeout { key, timeout_ms: TIMEOUT_MS } | P2pError::RequestFailed { key, .. }) if key == node0),
+            "{late:?}"
+        );
+        assert!(asked_at.elapsed() >= Duration::from_millis(TIMEOUT_MS), "failed before the timeout: {late:?}");
+        wait_until("node0 to drop the lapsed reply", Duration::from_secs(5), || held.is_closed()).await;
+        assert!(held.send(b"too late".to_vec()).is_err());
+
+        // Both slots are free again.
+        let asker = nodes[1].handle.clone();
+        fetch_answered(&asker, &mut nodes[0], b"ids g", b"txs g").await;
+        stop_all(nodes).await;
+    })
+    .await;
+}
+
+/// A request over `TX_REQUEST_MAX_BYTES` fails in the handle and never reaches the network; one
+/// of exactly the limit is sent and accepted by the receiver's codec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_transaction_request_is_refused_before_sending() {
+    bounded(async {
+        let mut nodes = connected_network(2, |_, _| {}).await;
+        let node0 = nodes[0].key;
+
+        let too_big = nodes[1].handle.request_txs(node0, vec![1; TX_REQUEST_MAX_BYTES + 1]).await;
+        assert_eq!(
+            too_big,
+            Err(P2pError::MessageTooLarge {
+                kind: "tx request",
+                size_bytes: TX_REQUEST_MAX_BYTES + 1,
+                max_bytes: TX_REQUEST_MAX_BYTES
+            })
+        );
+        let ev = next_message(&mut nodes[0].events, QUIET).await;
+        assert!(ev.is_none(), "the oversize request reached node0: {ev:?}");
+        assert_eq!(nodes[0].handle.counters().oversize_dropped, 0, "it was sent and dropped by node0's codec");
+
+        let asker = nodes[1].handle.clone();
+        let (_, bytes) = fetch_answered(&asker, &mut nodes[0], &vec![2; TX_REQUEST_MAX_BYTES], b"ok").await;
+        assert_eq!(bytes.len(), TX_REQUEST_MAX_BYTES);
+        stop_all(nodes).await;
+    })
+    .await;
+}
+
+/// Requests go to connected validators only, so nothing queues for a validator that is away;
+/// a key outside the committee is refused as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_request_to_a_validator_that_is_not_connected_fails() {
+    bounded(async {
+        // node1 and node2 are in the committee; only node1 runs.
+        let validators = committee(3);
+        let node0 = start(test_config(seed(0), validators.clone(), "/ip4/127.0.0.1/tcp/0", vec![])).await;
+        let node1 = start(test_config(seed(1), validators.clone(), "/ip4/127.0.0.1/tcp/0", vec![node0.addr()])).await;
+        let key1 = node1.key;
+        wait_until("node0 to connect to node1", Duration::from_secs(10), || {
+            node0.handle.peers().iter().any(|p| p.key == key1 && p.connected)
+        })
+        .await;
+        let absent = validators[2].key;
+        assert_eq!(
+            node0.handle.request_txs(absent, b"ids h".to_vec()).await,
+            Err(P2pError::PeerNotConnected { key: absent })
+        );
+        let stranger = Keypair::from_seed([200; 32]).public();
+        assert_eq!(
+            node0.handle.request_txs(stranger, b"ids h".to_vec()).await,
+            Err(P2pError::UnknownValidator { key: stranger })
+        );
+        stop_all(vec![node0, node1]).await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
