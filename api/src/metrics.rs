@@ -97,9 +97,6 @@ pub struct Metrics {
     pub block_interval: Histogram,
     /// `ordo_consensus_txs_committed_total`: transactions in committed blocks (duplicates included).
     pub txs_committed: Counter,
-    /// `ordo_consensus_txs_fetched_total`: transactions a PRE-PREPARE named that this node did
-    /// not hold yet (their gossip had not arrived or was still queued), asked of the primary.
-    pub txs_fetched: Counter,
     /// `ordo_mempool_size`: transactions waiting.
     pub mempool_size: Gauge,
     mempool_rejected: Family<ReasonLabels, Counter>,
@@ -126,7 +123,6 @@ impl Metrics {
             missing_validators: Gauge::default(),
             block_interval: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             txs_committed: Counter::default(),
-            txs_fetched: Counter::default(),
             mempool_size: Gauge::default(),
             mempool_rejected: Family::default(),
             p2p_peers: Gauge::default(),
@@ -163,11 +159,6 @@ impl Metrics {
             m.block_interval.clone(),
         );
         r.register("ordo_consensus_txs_committed", "Transactions in committed blocks", m.txs_committed.clone());
-        r.register(
-            "ordo_consensus_txs_fetched",
-            "Transactions a PRE-PREPARE named that this node lacked, fetched from the primary",
-            m.txs_fetched.clone(),
-        );
         r.register("ordo_mempool_size", "Transactions waiting in the mempool", m.mempool_size.clone());
         r.register("ordo_mempool_rejected", "Transactions not admitted to the mempool", m.mempool_rejected.clone());
         r.register("ordo_p2p_peers", "Validators connected over p2p", m.p2p_peers.clone());
@@ -330,7 +321,6 @@ mod tests {
             "ordo_consensus_missing_validators ",
             "ordo_consensus_block_interval_seconds_bucket",
             "ordo_consensus_txs_committed_total 10",
-            "ordo_consensus_txs_fetched_total ",
             "ordo_mempool_size ",
             "ordo_mempool_rejected_total{reason=\"full\"} 3",
             "ordo_p2p_peers ",

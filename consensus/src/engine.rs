@@ -5,7 +5,7 @@
 //! a Raft engine sits behind the same two traits, so the node's driver, its p2p loop and its API
 //! are generic over the engine and never name a protocol.
 
-use ordo_chain::{Block, Committee, PublicKey, VerifiedTx};
+use ordo_chain::{Block, Committee, PublicKey};
 
 use crate::error::Result;
 use crate::interface::{CommittedBatch, Consensus};
@@ -20,20 +20,6 @@ pub trait Verifier: Send + Sync + 'static {
     /// authenticated. A signed protocol (PBFT) checks the signatures inside and may ignore the
     /// sender; an unsigned one (Raft) must check that the message claims to be from `sender`.
     fn decode_and_verify(&self, sender: &PublicKey, bytes: &[u8]) -> Result<Verified<Self::Message>>;
-
-    /// [`Verifier::decode_and_verify`] again, for a message refused with
-    /// [`crate::ConsensusError::MissingTxs`], given transactions the node fetched and verified
-    /// since. An engine whose messages never name transactions they do not carry (Raft) has
-    /// nothing to take from `supplied`.
-    fn decode_and_verify_with(
-        &self,
-        sender: &PublicKey,
-        bytes: &[u8],
-        supplied: &[VerifiedTx],
-    ) -> Result<Verified<Self::Message>> {
-        let _ = supplied;
-        self.decode_and_verify(sender, bytes)
-    }
 
     /// The wire bytes of a message this node sends.
     fn encode(&self, message: &Self::Message) -> Vec<u8>;

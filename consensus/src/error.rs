@@ -41,11 +41,6 @@ pub enum ConsensusError {
     FarFutureView { view: u64, current: u64, max_ahead: u64 },
     #[error("{kind} for height {height} dropped before its transactions were checked: heights up to {final_height} are committed here")]
     AlreadyFinal { kind: &'static str, height: u64, final_height: u64 },
-    /// Not a fault of the sender's: this node has not received (or not yet verified) every
-    /// transaction a PRE-PREPARE names. The node fetches `ids` from the primary and verifies the
-    /// PRE-PREPARE again with them (`Verifier::decode_and_verify_with`).
-    #[error("pre-prepare for height {height} names {} transactions this node does not hold", ids.len())]
-    MissingTxs { height: u64, ids: Vec<Hash> },
     #[error("message for height {height} dropped: outside the watermarks ({low}, {high}]")]
     OutsideWatermarks { height: u64, low: u64, high: u64 },
     #[error("pre-prepare for view {view} height {height} conflicts with the batch already accepted")]

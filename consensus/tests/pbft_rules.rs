@@ -3,9 +3,6 @@
 //! Recovery" (TOCS 2002) that it checks. Replicas are driven directly through the `Consensus`
 //! interface, and the tests assert the exact actions they produce.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use ordo_chain::cert::{pbft_commit_bytes, CertKind, Certificate, PbftCertificate, ValidatorSignature};
 use ordo_chain::store::{MemStore, SafetyWrite, Store, StoredSafety};
 use ordo_chain::{Block, Hash, Op, PublicKey, Transaction, TxRules, VerifiedTx};
@@ -16,26 +13,14 @@ use ordo_consensus::pbft::messages::{
 };
 use ordo_consensus::pbft::replica::{Replica, Restore};
 use ordo_consensus::pbft::safety::{Safety, SafetyRecord};
-use ordo_consensus::pbft::{decode_and_verify, decode_and_verify_with, verify_block, VerifyContext};
+use ordo_consensus::pbft::{decode_and_verify, verify_block, VerifyContext};
 use ordo_consensus::sim::{committee, genesis, sim_config, validator_key, CHAIN_ID};
 use ordo_consensus::{Action, Consensus, ConsensusError, Input, Mode, Verified};
 
 const N: usize = 4;
 
-/// Every transaction these tests made (`txs`), verified: the mempool in which verification finds
-/// what a PRE-PREPARE names, as gossip would have filled it.
-fn gossiped() -> &'static Mutex<HashMap<Hash, VerifiedTx>> {
-    static GOSSIPED: OnceLock<Mutex<HashMap<Hash, VerifiedTx>>> = OnceLock::new();
-    GOSSIPED.get_or_init(Mutex::default)
-}
-
 fn ctx() -> VerifyContext {
-    VerifyContext::new(committee(N), TxRules::new(CHAIN_ID), &sim_config()).with_known_txs(Arc::new(
-        |ids: &[Hash]| {
-            let held = gossiped().lock().unwrap();
-            ids.iter().map(|id| held.get(id).cloned()).collect()
-        },
-    ))
+    VerifyContext::new(committee(N), TxRules::new(CHAIN_ID), &sim_config())
 }
 
 fn replica(i: usize) -> Replica {
@@ -126,9 +111,7 @@ fn txs(n: usize, salt: u64) -> Vec<VerifiedTx> {
             )
         })
         .collect();
-    let txs: Vec<VerifiedTx> = TxRules::new(CHAIN_ID).verify_many(raw).into_iter().map(|r| r.unwrap()).collect();
-    gossiped().lock().unwrap().extend(txs.iter().map(|t| (t.id(), t.clone())));
-    txs
+    TxRules::new(CHAIN_ID).verify_many(raw).into_iter().map(|r| r.unwrap()).collect()
 }
 
 /// Goes through the real wire path: encode, decode, verify.
@@ -1336,21 +1319,15 @@ fn reject_duplicate_transaction_in_a_batch() {
 }
 
 #[test]
-fn reject_pre_prepare_naming_a_transaction_the_backup_has_not_verified() {
+fn reject_invalid_transaction_in_a_batch() {
     // Castro & Liskov 2002, §4.2: backups check the requests in a PRE-PREPARE (client signatures).
-    // A PRE-PREPARE names them by id; a backup accepts only transactions it verified itself: in
-    // gossip, or fetched from the primary and checked (the node's side). One it does not hold,
-    // or holds only in another form, is named missing, never taken on the primary's word.
-    let good = txs(1, 25);
-    let client = ordo_chain::Keypair::from_seed([9; 32]);
-    let unseen = Transaction::sign(CHAIN_ID, &client, 25_999, Op::Put { key: "u".into(), value: "v".into() });
-    let unseen = TxRules::new(CHAIN_ID).verify(unseen).unwrap();
-    let b = batch(1, 0, vec![good[0].clone(), unseen.clone()]);
-    let err = reject(Message::PrePrepare(pp(0, b.clone())));
-    assert!(matches!(&err, ConsensusError::MissingTxs { height: 1, ids } if *ids == [unseen.id()]), "{err}");
-    let bytes = Message::<VerifiedTx>::PrePrepare(pp(0, b)).encode();
-    let v = decode_and_verify_with(&ctx(), &bytes, &[unseen]).expect("complete once supplied");
-    assert!(matches!(&*v, Message::PrePrepare(p) if p.batch.txs.len() == 2));
+    let b = batch(1, 0, txs(2, 25));
+    let mut wire: WireMessage = WireMessage::decode(&Message::PrePrepare(pp(0, b)).encode(), usize::MAX).unwrap();
+    if let Message::PrePrepare(p) = &mut wire {
+        p.batch.txs[1].signature.0[3] ^= 1;
+    }
+    let err = ordo_consensus::pbft::verify_message(&ctx(), wire).unwrap_err();
+    assert!(matches!(err, ConsensusError::BadTransaction { height: 1, index: 1, .. }));
 }
 
 #[test]
@@ -1450,7 +1427,7 @@ fn every_message_kind_round_trips_on_the_wire() {
 fn reject_pre_prepare_whose_sequence_is_not_its_height() {
     // Castro & Liskov 2002, §4.2: the sequence number is part of what the primary signs; in
     // Ordo it is the block height (protocol §4), so a prefix naming another height is malformed.
-    let m: Message = Message::PrePrepare(pp(0, batch(1, 0, txs(1, 31))));
+    let m = Message::PrePrepare(pp(0, batch(1, 0, txs(1, 31))));
     let mut bytes = m.encode();
     bytes[41..49].copy_from_slice(&2u64.to_be_bytes());
     assert!(matches!(WireMessage::decode(&bytes, usize::MAX), Err(ConsensusError::Decode(_))));

@@ -1,17 +1,16 @@
 //! A throughput measurement of the ordering core with production-size batches: four replicas,
 //! the default `PbftConfig` (batch_max_txs 2000, window 64, checkpoint every 32), a perfect
 //! in-order network, and every message going through the real wire path (encode, decode,
-//! verify; a PRE-PREPARE names its transactions by id and verification finds them among those
-//! the replicas hold, verified once beforehand, as gossip leaves them). Execution is stubbed (the block hash is the batch digest) so that the figure is
+//! verify, including the batched signature check of every transaction in a PRE-PREPARE, once
+//! per message). Execution is stubbed (the block hash is the batch digest) so that the figure is
 //! the cost of ordering alone.
 //!
 //! Run: `cargo test -p ordo-consensus --release --test throughput -- --ignored --nocapture`.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::time::Instant;
 
-use ordo_chain::{Hash, Op, Transaction, TxRules, VerifiedTx};
+use ordo_chain::{Op, Transaction, TxRules, VerifiedTx};
 use ordo_consensus::pbft::replica::{Replica, Restore};
 use ordo_consensus::pbft::{decode_and_verify, Message, VerifyContext};
 use ordo_consensus::sim::{committee, genesis, validator_key, CHAIN_ID};
@@ -19,7 +18,14 @@ use ordo_consensus::{Action, Consensus, Input, PbftConfig};
 
 fn run(n_txs: usize) -> (f64, u64, usize) {
     let cfg = PbftConfig::default();
+    let ctx = VerifyContext::new(committee(4), TxRules::new(CHAIN_ID), &cfg);
     let g = genesis();
+    let mut replicas: Vec<Replica> = (0..4)
+        .map(|i| {
+            let restore = Restore { safety: None, executed_height: 0, executed_hash: g.hash };
+            Replica::new(cfg.clone(), ctx.clone(), validator_key(i), g.hash, restore, 0).unwrap()
+        })
+        .collect();
     let client = ordo_chain::Keypair::from_seed([3; 32]);
     let raw: Vec<Transaction> = (0..n_txs)
         .map(|i| {
@@ -32,16 +38,6 @@ fn run(n_txs: usize) -> (f64, u64, usize) {
         })
         .collect();
     let txs: Vec<VerifiedTx> = TxRules::new(CHAIN_ID).verify_many(raw).into_iter().map(|r| r.unwrap()).collect();
-    // Every replica holds every transaction, as gossip leaves them: PRE-PREPAREs name them by id.
-    let gossiped: HashMap<Hash, VerifiedTx> = txs.iter().map(|t| (t.id(), t.clone())).collect();
-    let ctx = VerifyContext::new(committee(4), TxRules::new(CHAIN_ID), &cfg)
-        .with_known_txs(Arc::new(move |ids: &[Hash]| ids.iter().map(|id| gossiped.get(id).cloned()).collect()));
-    let mut replicas: Vec<Replica> = (0..4)
-        .map(|i| {
-            let restore = Restore { safety: None, executed_height: 0, executed_hash: g.hash };
-            Replica::new(cfg.clone(), ctx.clone(), validator_key(i), g.hash, restore, 0).unwrap()
-        })
-        .collect();
     let start = Instant::now();
     let mut queue: VecDeque<(usize, Input<Message>)> = VecDeque::new();
     for i in 0..4 {

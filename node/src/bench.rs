@@ -268,15 +268,10 @@ fn run_step(
             view_changes_total_after: f.view_changes_total,
             cpu_seconds: report::cpu_during(b.cpu_seconds, f.cpu_seconds),
             signature_checks: report::count_during(b.signature_checks, f.signature_checks),
-            txs_fetched: report::count_during(b.txs_fetched, f.txs_fetched),
         })
         .collect();
     let node_cpu = report::total_cpu_seconds(&per_node);
-    let checks = report::total_count(&per_node, |n| n.signature_checks);
-    let fetched = report::total_count(&per_node, |n| n.txs_fetched);
-    let per_committed = |count: Option<u64>| {
-        count.filter(|_| seen.committed > 0).map(|c| report::round(c as f64 / seen.committed as f64, 3))
-    };
+    let checks = report::total_signature_checks(&per_node);
     let ids: Vec<&Hash> = requests.iter().flat_map(|r| r.ids.iter()).collect();
     let spacing = (ids.len() / SAMPLE_TX_IDS).max(1);
     Ok(StepReport {
@@ -314,9 +309,9 @@ fn run_step(
             .filter(|_| seen.committed > 0)
             .map(|c| report::round(c * 1e6 / seen.committed as f64, 1)),
         signature_checks: checks,
-        signature_checks_per_tx: per_committed(checks),
-        txs_fetched: fetched,
-        txs_fetched_per_tx: per_committed(fetched),
+        signature_checks_per_tx: checks
+            .filter(|_| seen.committed > 0)
+            .map(|c| report::round(c as f64 / seen.committed as f64, 3)),
         per_node,
         sample_tx_ids: ids.iter().step_by(spacing).take(SAMPLE_TX_IDS).map(|h| h.to_hex()).collect(),
         event_subscribers: subscribe::SubscribersReport::of(&tallies),
@@ -335,8 +330,6 @@ struct NodeReading {
     cpu_seconds: Option<f64>,
     /// `ordo_signature_checks_total`, both paths.
     signature_checks: Option<f64>,
-    /// `ordo_consensus_txs_fetched_total`.
-    txs_fetched: Option<f64>,
 }
 
 /// Each node's view or term, view-change count and CPU time. Asked all at once, so a paused node
@@ -357,7 +350,6 @@ fn read_nodes(agent: &ureq::Agent, urls: &[String]) -> Vec<NodeReading> {
                         view_changes_total: metrics.as_deref().and_then(report::view_changes_total),
                         cpu_seconds: metrics.as_deref().and_then(report::process_cpu_seconds),
                         signature_checks: metrics.as_deref().and_then(report::signature_checks),
-                        txs_fetched: metrics.as_deref().and_then(report::txs_fetched),
                     }
                 })
             })

@@ -4,15 +4,14 @@
 //! semaphores so that a flood slows the network instead of growing a queue; it answers
 //! block-sync requests from the store and reports validators connecting and leaving.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ordo_chain::limits::SYNC_RESPONSE_MAX_BYTES;
 use ordo_chain::store::Store;
 use ordo_chain::{Hash, PublicKey, StagedTx, Transaction, VerifiedTx};
-use ordo_consensus::error::Result as ConsensusResult;
-use ordo_consensus::{ConsensusError, Verified, Verifier};
+use ordo_consensus::Verifier;
 use ordo_p2p::P2pEvent;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -29,8 +28,6 @@ pub const VERIFY_CONCURRENCY: usize = 4;
 pub const GOSSIP_VERIFY_CONCURRENCY: usize = 2;
 /// Gossiped transaction batches waiting for verification.
 pub const GOSSIP_QUEUE_CAPACITY: usize = 1024;
-/// Fetches of a PRE-PREPARE's missing transactions under way at once; more wait for a turn.
-pub const FETCH_CONCURRENCY: usize = 4;
 
 /// What the inbound path is doing now, kept so that a node that suspects its primary can say
 /// whether it heard from it at all, or sat on what it heard (see [`InboundStats::explain`]).
@@ -109,7 +106,6 @@ pub async fn p2p_events<V: Verifier>(
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(VERIFY_CONCURRENCY));
-    let fetches = Arc::new(Semaphore::new(FETCH_CONCURRENCY));
     let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE_CAPACITY);
     tokio::spawn(gossip_worker(shared.clone(), gossip_rx));
     loop {
@@ -127,24 +123,24 @@ pub async fn p2p_events<V: Verifier>(
                 };
                 let inbound = inbound.clone();
                 let s = shared.clone();
-                let fetches = fetches.clone();
                 tokio::spawn(async move {
                     let verifier = inbound.verifier.clone();
                     s.inbound_stats.verifying.fetch_add(1, Ordering::Relaxed);
-                    let result = tokio::task::spawn_blocking(move || {
-                        let r = verifier.decode_and_verify(&from, &bytes);
-                        (r, bytes)
-                    })
-                    .await;
+                    let result = tokio::task::spawn_blocking(move || verifier.decode_and_verify(&from, &bytes)).await;
                     s.inbound_stats.verifying.fetch_sub(1, Ordering::Relaxed);
                     drop(permit);
                     match result {
-                        // A PRE-PREPARE naming transactions this node lacks: fetched from its
-                        // sender, then verified again.
-                        Ok((Err(ConsensusError::MissingTxs { height, ids }), bytes)) => {
-                            complete_pre_prepare(&s, &inbound, &fetches, from, bytes, height, ids).await
+                        // `try_send`, never a wait: the driver may itself be waiting on the
+                        // network, which may be waiting on this loop. A dropped vote is re-sent
+                        // by its author's retransmission timer.
+                        Ok(Ok(m)) => {
+                            s.inbound_stats.verified(from, now_ms());
+                            if inbound.driver.try_send(DriverInput::Peer(m)).is_err() {
+                                debug!(peer = %from, "driver queue full; dropped a consensus message");
+                            }
                         }
-                        Ok((r, _)) => deliver(&s, &inbound, from, r),
+                        // Byzantine or corrupt input is logged and dropped.
+                        Ok(Err(e)) => debug!(peer = %from, error = %e, "dropped a consensus message"),
                         Err(e) => error!(error = %e, "verification task failed"),
                     }
                 });
@@ -157,18 +153,6 @@ pub async fn p2p_events<V: Verifier>(
                 if let Err(mpsc::error::TrySendError::Full(item)) = gossip_tx.try_send((from, bytes)) {
                     let _ = shared.inbound_stats.waiting(gossip_tx.send(item)).await;
                 }
-            }
-            P2pEvent::TxRequest { from, request, reply } => {
-                let s = shared.clone();
-                tokio::task::spawn_blocking(move || match wire::decode_tx_request(&request) {
-                    Ok(ids) => {
-                        // Those still pending here; a backup asks for a PRE-PREPARE's, which
-                        // stay in the mempool until they commit.
-                        let held: Vec<VerifiedTx> = s.ledger.mempool().get_many(&ids).into_iter().flatten().collect();
-                        let _ = reply.send(wire::encode_txs(&held));
-                    }
-                    Err(e) => debug!(peer = %from, error = %e, "malformed transaction request dropped"),
-                });
             }
             P2pEvent::BlockRequest { from, from_height, to_height, reply } => {
                 let s = shared.clone();
@@ -189,81 +173,6 @@ pub async fn p2p_events<V: Verifier>(
             }
         }
     }
-}
-
-/// Hands a verified consensus message to the driver; logs and drops a refused one.
-fn deliver<M>(
-    shared: &Shared,
-    inbound: &Inbound<impl Verifier<Message = M>>,
-    from: PublicKey,
-    r: ConsensusResult<Verified<M>>,
-) {
-    match r {
-        // `try_send`, never a wait: the driver may itself be waiting on the network, which may
-        // be waiting on this loop. A dropped vote is re-sent by its author's retransmission
-        // timer.
-        Ok(m) => {
-            shared.inbound_stats.verified(from, now_ms());
-            if inbound.driver.try_send(DriverInput::Peer(m)).is_err() {
-                debug!(peer = %from, "driver queue full; dropped a consensus message");
-            }
-        }
-        // Byzantine or corrupt input is logged and dropped.
-        Err(e) => debug!(peer = %from, error = %e, "dropped a consensus message"),
-    }
-}
-
-/// A PRE-PREPARE named transactions this node does not hold (their gossip has not arrived, or
-/// is still queued): asks its sender for them, verifies what comes back as gossip is verified
-/// (and keeps the good ones in the mempool), then verifies the PRE-PREPARE again with them. If
-/// the sender does not answer, or leaves some out, the PRE-PREPARE is dropped: the primary
-/// sends it again to a backup that has not voted, and a primary that never serves its batch is
-/// one the request timer replaces.
-async fn complete_pre_prepare<V: Verifier>(
-    shared: &Arc<Shared>,
-    inbound: &Inbound<V>,
-    fetches: &Arc<Semaphore>,
-    from: PublicKey,
-    bytes: Vec<u8>,
-    height: u64,
-    ids: Vec<Hash>,
-) {
-    let _permit = fetches.clone().acquire_owned().await.expect("semaphore is never closed");
-    shared.chain.metrics().txs_fetched.inc_by(ids.len() as u64);
-    let answer = match shared.p2p.request_txs(from, wire::encode_tx_request(&ids)).await {
-        Ok(a) => a,
-        Err(e) => {
-            debug!(peer = %from, height, missing = ids.len(), error = %e, "could not fetch a pre-prepare's transactions");
-            return;
-        }
-    };
-    let (s, verifier) = (shared.clone(), inbound.verifier.clone());
-    let result = tokio::task::spawn_blocking(move || {
-        let supplied = verify_fetched(&s, from, &answer, &ids);
-        verifier.decode_and_verify_with(&from, &bytes, &supplied)
-    })
-    .await;
-    match result {
-        Ok(r) => deliver(shared, inbound, from, r),
-        Err(e) => error!(error = %e, "verification task failed"),
-    }
-}
-
-/// The transactions in `answer` that were asked for (`wanted`), verified here unless another
-/// verification admitted them meanwhile (those the PRE-PREPARE will find in the mempool).
-/// Verified ones are kept in the mempool too where it has room, so that their gossip, when it
-/// comes, is not checked again.
-fn verify_fetched(shared: &Shared, from: PublicKey, answer: &[u8], wanted: &[Hash]) -> Vec<VerifiedTx> {
-    let txs = match wire::decode_txs(answer) {
-        Ok(t) => t,
-        Err(e) => {
-            debug!(peer = %from, error = %e, "dropped a malformed transaction answer");
-            return Vec::new();
-        }
-    };
-    let wanted: HashSet<&Hash> = wanted.iter().collect();
-    let txs: Vec<StagedTx> = txs.into_iter().map(Transaction::stage).filter(|t| wanted.contains(&t.id())).collect();
-    check_and_admit(shared, from, txs)
 }
 
 /// Verifies queued transaction gossip, `GOSSIP_VERIFY_CONCURRENCY` batches at a time, until the
@@ -303,26 +212,20 @@ fn admit_gossip(shared: &Shared, from: PublicKey, bytes: &[u8]) {
         }
     };
     let fresh: Vec<StagedTx> = txs.into_iter().zip(known).filter(|(_, known)| !known).map(|(tx, _)| tx).collect();
-    check_and_admit(shared, from, fresh);
-}
-
-/// Checks transactions this node does not hold pending, admits the good ones and returns them.
-/// Another verification of the same transactions at this moment (gossip and a fetch for a
-/// PRE-PREPARE can bring them together) is waited for, and what it admitted taken from the
-/// mempool, not checked again; the rest are claimed while they are checked here.
-fn check_and_admit(shared: &Shared, from: PublicKey, txs: Vec<StagedTx>) -> Vec<VerifiedTx> {
-    if txs.is_empty() {
-        return Vec::new();
+    if fresh.is_empty() {
+        return;
     }
-    let ids: Vec<Hash> = txs.iter().map(StagedTx::id).collect();
+    // A PRE-PREPARE being verified at this moment may be checking some of them: wait for it
+    // and take what it admitted, then claim the rest while they are checked here.
+    let ids: Vec<Hash> = fresh.iter().map(StagedTx::id).collect();
     let mempool = shared.ledger.mempool();
     let (pending, claim) = shared
         .inflight
         .recall(&ids, true, |ids| mempool.contains_each(ids).into_iter().map(|p| p.then_some(())).collect());
     let fresh: Vec<StagedTx> =
-        txs.into_iter().zip(pending).filter(|(_, pending)| pending.is_none()).map(|(tx, _)| tx).collect();
+        fresh.into_iter().zip(pending).filter(|(_, pending)| pending.is_none()).map(|(tx, _)| tx).collect();
     if fresh.is_empty() {
-        return Vec::new();
+        return;
     }
     let checked = shared.rules.verify_staged(fresh);
     let offered = checked.len();
@@ -330,11 +233,10 @@ fn check_and_admit(shared: &Shared, from: PublicKey, txs: Vec<StagedTx>) -> Vec<
     shared.chain.metrics().rejected(ordo_api::metrics::RejectReason::invalid, (offered - verified.len()) as u64);
     // Admitting wakes the driver (`shared::WakeDriver`); the claim is released after it, so
     // that whoever waited on it finds the good ones pending.
-    if let Err(e) = shared.ledger.admit(verified.clone()) {
-        warn!(peer = %from, error = %e, "could not admit verified transactions");
+    if let Err(e) = shared.ledger.admit(verified) {
+        warn!(peer = %from, error = %e, "could not admit gossiped transactions");
     }
     drop(claim);
-    verified
 }
 
 /// Reads `from..=to` for a syncing peer, clipped to the tip, to [`wire::SYNC_MAX_BLOCKS`] and to

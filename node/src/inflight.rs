@@ -1,17 +1,15 @@
 //! Transactions whose signatures are being checked right now, so that a backup checks each
 //! transaction once even when two paths bring it at the same moment.
 //!
-//! A backup can receive a transaction twice: in gossip from the validator that admitted it
-//! (`inbound::admit_gossip`), and from the primary when a PRE-PREPARE named it before its gossip
-//! arrived (`inbound::complete_pre_prepare`). Each path skips what the mempool already holds, but
-//! one arriving while the other is still checking the same transactions found nothing there, and
-//! both checked them. (Before PRE-PREPAREs named transactions by id, the PRE-PREPARE itself was
-//! the second path: 7–20% of all transactions were checked twice under load, docs/performance.md,
-//! sixth round.) And a PRE-PREPARE's lookup (the known-transactions hook that `run::build_pbft`
-//! gives the verifier) should find a transaction whose gossip is being checked, not fetch it.
+//! A backup receives most transactions twice: in gossip from the validator that admitted them
+//! (`inbound::admit_gossip`) and in the primary's PRE-PREPARE (the known-transactions hook that
+//! `run::build_pbft` gives the verifier). Each path skips what the mempool already holds, but a
+//! PRE-PREPARE arriving while the same transactions' gossip is still being checked (or the
+//! other way round) found nothing there, and both checked them: 7–20% of all transactions under
+//! load (docs/performance.md, sixth round).
 //!
-//! All of them go through [`InFlight::recall`]: look the ids up; wait, bounded by [`WAIT_MAX`],
-//! until no other verification has claimed the missing ones, and (a checking path) claim them in
+//! Both paths now go through [`InFlight::recall`]: look the ids up; wait, bounded by
+//! [`WAIT_MAX`], until no other verification has claimed the missing ones, and claim them in
 //! the same step; look them up again; check what is still unknown, admit the good ones, and
 //! only then drop the [`Claim`]. Nobody waits while holding a claim, so no two verifications
 //! can wait for each other.

@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use ordo_api::{ApiConfig, LocalChain, NodeHandle};
 use ordo_chain::store::{RocksStore, Store};
 use ordo_chain::{Block, Keypair, Ledger, Mempool, MempoolConfig, TxRules};
-use ordo_consensus::pbft::{Replica, VerifyContext};
+use ordo_consensus::pbft::{Lease, Replica, VerifyContext};
 use ordo_consensus::raft::{RaftEngine, RaftRestore, RaftVerifyContext};
 use ordo_consensus::{Engine, PbftConfig, RaftConfig, Verifier};
 use ordo_genesis::{ConsensusKind, Genesis, KeyFile, NodeConfig, ValidatorInfo};
@@ -161,15 +161,23 @@ fn build_pbft(s: &Setup, genesis_hash: ordo_chain::Hash) -> anyhow::Result<(Repl
     // The core's pool mirrors the mempool (the driver follows it), so it must hold as much.
     pbft.pool_max_txs = pbft.pool_max_txs.max(s.cfg.mempool_max_txs);
     pbft.pool_max_bytes = pbft.pool_max_bytes.max(s.cfg.mempool_max_bytes);
-    // A PRE-PREPARE names its transactions by id: a backup takes them from its mempool, where
-    // their gossip left them verified, waiting for those whose gossip is being checked at this
-    // moment (`inflight`); the ones it lacks it fetches from the primary (`inbound`). A fetched
-    // block or a view-change proof takes from there the transactions it shares with it.
+    // A backup verified most of a PRE-PREPARE's transactions already, when they were gossiped
+    // to it: batch verification takes those from the mempool instead of checking them twice,
+    // waiting for those whose gossip is being checked at this moment (`inflight`). And the ones
+    // a PRE-PREPARE brings first are claimed while they are checked and then admitted to the
+    // mempool, so that their gossip, arriving later or meanwhile, is not checked again either.
     let mempool = s.ledger.mempool().clone();
     let inflight = s.inflight.clone();
+    let ledger = s.ledger.clone();
     let verify_ctx = VerifyContext::new(s.genesis.committee(), s.rules.clone(), &pbft)
-        .with_known_txs(Arc::new(move |ids: &[ordo_chain::Hash]| {
-            inflight.recall(ids, false, |ids| mempool.get_many(ids)).0
+        .with_known_txs(Arc::new(move |ids: &[ordo_chain::Hash], reported: bool| {
+            let (found, claim) = inflight.recall(ids, reported, |ids| mempool.get_many(ids));
+            (found, Box::new(claim) as Lease)
+        }))
+        .with_fresh_txs(Arc::new(move |txs| {
+            if let Err(e) = ledger.admit(txs) {
+                warn!(error = %e, "could not keep a PRE-PREPARE's transactions in the mempool");
+            }
         }))
         .with_final_height({
             let store = s.store.clone();

@@ -1,12 +1,9 @@
-//! The node's own payloads on the p2p layer: batches of gossiped transactions, requests for
-//! transactions by id (a backup fetching what a PRE-PREPARE named and it lacked; the answer is a
-//! batch in the gossip form) and block-sync responses. All are built from `chain`'s codec, with a
-//! count limit checked before allocating.
+//! The node's own payloads on the p2p layer: batches of gossiped transactions and block-sync
+//! responses. Both are built from `chain`'s codec, with a count limit checked before allocating.
 
 use ordo_chain::codec::{Reader, Writer};
 use ordo_chain::store::{decode_block, encode_block};
-use ordo_chain::{Block, ChainError, Hash, Transaction, VerifiedTx};
-use ordo_p2p::TX_REQUEST_MAX_IDS;
+use ordo_chain::{Block, ChainError, Transaction, VerifiedTx};
 
 /// The most transactions one gossip message may carry (one API batch).
 pub const GOSSIP_MAX_TXS: usize = 10_000;
@@ -24,41 +21,19 @@ pub fn encode_txs(txs: &[VerifiedTx]) -> Vec<u8> {
 }
 
 pub fn decode_txs(bytes: &[u8]) -> Result<Vec<Transaction>, ChainError> {
-    decode_list(bytes, GOSSIP_MAX_TXS, "transactions in one gossip message", Transaction::decode)
-}
-
-/// `u32 count || item...`, whole: a count over `max` is refused before any item is read (no
-/// allocation from an untrusted count), and so are trailing bytes.
-fn decode_list<T>(
-    bytes: &[u8],
-    max: usize,
-    what: &str,
-    item: impl Fn(&mut Reader<'_>) -> Result<T, ChainError>,
-) -> Result<Vec<T>, ChainError> {
     let mut r = Reader::new(bytes);
     let n = r.u32()? as usize;
-    if n > max {
-        return Err(ChainError::Decode(format!("{n} {what}, the limit is {max}")));
+    if n > GOSSIP_MAX_TXS {
+        return Err(ChainError::Decode(format!(
+            "{n} transactions in one gossip message, the limit is {GOSSIP_MAX_TXS}"
+        )));
     }
-    let items = (0..n).map(|_| item(&mut r)).collect::<Result<Vec<_>, _>>()?;
+    let txs = (0..n).map(|_| Transaction::decode(&mut r)).collect::<Result<Vec<_>, _>>()?;
     r.finish()?;
-    Ok(items)
+    Ok(txs)
 }
 
-/// `u32 count || tx_id...`: the transactions a backup asks the primary for.
-pub fn encode_tx_request(ids: &[Hash]) -> Vec<u8> {
-    let mut w = Writer::with_capacity(4 + 32 * ids.len());
-    w.u32(ids.len() as u32);
-    for id in ids {
-        w.hash(id);
-    }
-    w.finish()
-}
-
-pub fn decode_tx_request(bytes: &[u8]) -> Result<Vec<Hash>, ChainError> {
-    decode_list(bytes, TX_REQUEST_MAX_IDS, "ids in one transaction request", |r| r.hash())
-}
-
+/// `u32 count || bytes32(block record)...`.
 /// A block-sync response being filled: `u32 count || (u32 len || block)...`.
 #[derive(Default)]
 pub struct SyncResponse {
@@ -90,7 +65,14 @@ impl SyncResponse {
 }
 
 pub fn decode_blocks(bytes: &[u8]) -> Result<Vec<Block>, ChainError> {
-    decode_list(bytes, SYNC_MAX_BLOCKS, "blocks in one sync response", |r| decode_block(r.bytes32()?))
+    let mut r = Reader::new(bytes);
+    let n = r.u32()? as usize;
+    if n > SYNC_MAX_BLOCKS {
+        return Err(ChainError::Decode(format!("{n} blocks in one sync response, the limit is {SYNC_MAX_BLOCKS}")));
+    }
+    let blocks = (0..n).map(|_| decode_block(r.bytes32()?)).collect::<Result<Vec<_>, _>>()?;
+    r.finish()?;
+    Ok(blocks)
 }
 
 #[cfg(test)]
@@ -115,19 +97,6 @@ mod tests {
         let mut huge = Writer::default();
         huge.u32(u32::MAX);
         assert!(matches!(decode_txs(&huge.finish()), Err(ChainError::Decode(_))));
-    }
-
-    #[test]
-    fn tx_requests_roundtrip_and_limits() {
-        let ids: Vec<Hash> = (0..3u8).map(|i| Hash([i; 32])).collect();
-        let bytes = encode_tx_request(&ids);
-        assert_eq!(bytes.len(), 4 + 3 * 32);
-        assert_eq!(decode_tx_request(&bytes).unwrap(), ids);
-        assert!(decode_tx_request(&bytes[..bytes.len() - 1]).is_err(), "truncated");
-        assert!(decode_tx_request(&[bytes.as_slice(), &[0]].concat()).is_err(), "trailing bytes");
-        let mut huge = Writer::default();
-        huge.u32(TX_REQUEST_MAX_IDS as u32 + 1);
-        assert!(matches!(decode_tx_request(&huge.finish()), Err(ChainError::Decode(_))));
     }
 
     #[test]

@@ -9,11 +9,6 @@
 //!   no mempool, block or state on any of the four nodes; a replayed committed transaction is
 //!   answered 200 `committed` and changes nothing either.
 //!
-//! - A PRE-PREPARE names its transactions by id. Backups that never received them in gossip ask the
-//!   primary for them, check them, and only then vote; the batch commits. The primary here is the
-//!   test itself, speaking libp2p with node0's key in node0's place, so that its transactions
-//!   reach the backups through that fetch alone.
-//!
 //! The outsider is this test binary run again as a child (`outsider_child`, ignored in normal
 //! runs), chosen by its test name, like `chain/tests/crash.rs` does.
 
@@ -75,132 +70,6 @@ fn start_ready(t: &Testnet) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Issue 11: backups fetch what a PRE-PREPARE names and they lack
-
-/// The client key of the transactions only the stand-in primary knows.
-const UNGOSSIPED_CLIENT_SEED: [u8; 32] = [0x52; 32];
-
-/// What the stand-in primary saw: each backup's transaction requests (the ids asked for), and
-/// the backups that sent a PREPARE for the height it proposed.
-#[derive(Debug, Default)]
-struct PrimaryReport {
-    requests: Vec<(PublicKey, Vec<ordo_chain::Hash>)>,
-    prepared_by: Vec<PublicKey>,
-}
-
-/// Node0's part, played by the test: it listens at node0's address with node0's key, waits for
-/// the three backups, sends them a PRE-PREPARE for `height` in view 0 of `txs` (which no one
-/// else has), answers their transaction requests from `txs`, and returns once every backup has
-/// sent a PREPARE for that height, or after `bound`.
-async fn stand_in_primary(
-    genesis: &Genesis,
-    key: &Keypair,
-    height: u64,
-    txs: &[VerifiedTx],
-    bound: Duration,
-) -> PrimaryReport {
-    let validators: Vec<ValidatorPeer> = genesis
-        .validators
-        .iter()
-        .map(|v| ValidatorPeer { key: v.public_key, name: v.name.clone(), p2p_addr: v.p2p_addr.clone() })
-        .collect();
-    let me = &genesis.validators[0];
-    assert_eq!(me.public_key, key.public(), "node0 is the primary of view 0");
-    let config = P2pConfig::new(genesis.chain_id.clone(), key.seed(), &me.p2p_addr, validators);
-    let shutdown = ordo_p2p::CancellationToken::new();
-    let (p2p, mut events) = ordo_p2p::spawn(config, shutdown.clone()).await.expect("the stand-in's p2p starts");
-    let backups: Vec<PublicKey> = genesis.validators[1..].iter().map(|v| v.public_key).collect();
-    let deadline = Instant::now() + bound;
-    let mut report = PrimaryReport::default();
-    let header = ordo_chain::BatchHeader::for_txs(height, unix_ms(), key.public(), txs);
-    let pre_prepare: Message =
-        Message::PrePrepare(PrePrepare::sign(&genesis.chain_id, key, 0, Batch { header, txs: txs.to_vec() }));
-    let bytes = pre_prepare.encode();
-    let mut sent = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    while Instant::now() < deadline && report.prepared_by.len() < backups.len() {
-        tokio::select! {
-            _ = tick.tick() => {
-                let connected = p2p.peers().iter().filter(|p| p.connected).count();
-                if !sent && connected == backups.len() {
-                    for b in &backups {
-                        p2p.send_consensus(*b, bytes.clone()).await.expect("a connected backup");
-                    }
-                    sent = true;
-                }
-            }
-            ev = events.recv() => match ev {
-                Some(P2pEvent::TxRequest { from, request, reply }) => {
-                    let mut r = ordo_chain::codec::Reader::new(&request);
-                    let n = r.u32().unwrap();
-                    let ids: Vec<ordo_chain::Hash> = (0..n).map(|_| r.hash().unwrap()).collect();
-                    let answer: Vec<VerifiedTx> = txs.iter().filter(|t| ids.contains(&t.id())).cloned().collect();
-                    let _ = reply.send(gossip_bytes(&answer));
-                    report.requests.push((from, ids));
-                }
-                Some(P2pEvent::Consensus { from, bytes }) => {
-                    let p = ordo_consensus::pbft::messages::peek(&bytes).expect("a PBFT message");
-                    let prepare = p.kind == ordo_consensus::pbft::messages::Kind::Prepare;
-                    if prepare && p.height == height && !report.prepared_by.contains(&from) {
-                        report.prepared_by.push(from);
-                    }
-                }
-                Some(_) => {}
-                None => break,
-            },
-        }
-    }
-    shutdown.cancel();
-    report
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-#[test]
-fn backups_fetch_the_transactions_a_pre_prepare_names_and_they_lack_then_commit_them() {
-    let mut t = Testnet::start(4);
-    start_ready(&t);
-    // Node0, the primary of view 0, makes room for the test, which takes its key and address.
-    t.stop(0);
-    let key = ordo_genesis::KeyFile::read(&t.node_dir(0).join("node.key")).unwrap();
-    let height = t.height(1).expect("node1 answers") + 1;
-    let client = Keypair::from_seed(UNGOSSIPED_CLIENT_SEED);
-    let rules = t.genesis.tx_rules();
-    let txs: Vec<VerifiedTx> = (0..3)
-        .map(|n| {
-            let op = Op::Put { key: format!("fetched:{n}"), value: "from the primary".into() };
-            rules.verify(Transaction::sign(&t.genesis.chain_id, &client, n, op)).unwrap()
-        })
-        .collect();
-    let ids: Vec<String> = txs.iter().map(|t| t.id().to_hex()).collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let report = rt.block_on(stand_in_primary(&t.genesis, &key, height, &txs, Duration::from_secs(60)));
-
-    let backups: Vec<PublicKey> = t.genesis.validators[1..].iter().map(|v| v.public_key).collect();
-    let mut want: Vec<ordo_chain::Hash> = txs.iter().map(|t| t.id()).collect();
-    want.sort();
-    for b in &backups {
-        let asked: Vec<&Vec<ordo_chain::Hash>> =
-            report.requests.iter().filter(|(f, _)| f == b).map(|(_, i)| i).collect();
-        assert!(!asked.is_empty(), "backup {b} never asked for the transactions: {report:?}");
-        for ids in asked {
-            let mut ids = ids.clone();
-            ids.sort();
-            assert_eq!(ids, want, "backup {b} asks for exactly what the PRE-PREPARE named and it lacked");
-        }
-        assert!(report.prepared_by.contains(b), "backup {b} did not prepare once it had them: {report:?}");
-    }
-    // Three backups are a quorum of four: they commit the batch without the primary's COMMIT.
-    for i in 1..4 {
-        wait_committed(&t, i, &ids, Duration::from_secs(30));
-        let fetched = common::metric(&t, i, "ordo_consensus_txs_fetched_total").expect("the metric is served");
-        assert!(fetched >= 3.0, "node{i} counted {fetched} fetched transactions");
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Acceptance 5: an outsider is refused, and nothing it sends reaches consensus
 
 /// The outsider's libp2p identity; `ordo genesis` draws validator keys at random, so this fixed
@@ -251,8 +120,8 @@ fn forged_consensus(genesis: &Genesis, key: &Keypair, next_height: u64) -> Vec<V
     let mut impersonation = view_change.clone();
     impersonation.from = genesis.validators[1].public_key;
     vec![
-        Message::<VerifiedTx>::PrePrepare(pre_prepare_now).encode(),
-        Message::<VerifiedTx>::PrePrepare(pre_prepare_high).encode(),
+        Message::PrePrepare(pre_prepare_now).encode(),
+        Message::PrePrepare(pre_prepare_high).encode(),
         Message::ViewChange(view_change).encode(),
         Message::ViewChange(impersonation).encode(),
         b"\xffnot a pbft message".to_vec(),
@@ -318,12 +187,7 @@ async fn run_outsider(genesis: &Genesis, next_height: u64) -> Value {
                         max_connected_ms = max_connected_ms.max(at.elapsed().as_millis());
                     }
                 }
-                Some(
-                    P2pEvent::Tx { .. }
-                    | P2pEvent::Consensus { .. }
-                    | P2pEvent::BlockRequest { .. }
-                    | P2pEvent::TxRequest { .. },
-                ) => received += 1,
+                Some(P2pEvent::Tx { .. } | P2pEvent::Consensus { .. } | P2pEvent::BlockRequest { .. }) => received += 1,
                 None => break,
             },
             _ = send_tick.tick() => {

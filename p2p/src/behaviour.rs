@@ -1,5 +1,5 @@
 //! The libp2p stack: the composed `NetworkBehaviour`, the gossip topics and request protocols of a
-//! chain with their size limits, and the swarm builder (TCP + Noise + Yamux).
+//! chain, and the swarm builder (TCP + Noise + Yamux).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -43,34 +43,12 @@ pub(crate) const GOSSIP_MAX_IHAVE_IDS: usize = 150;
 pub(crate) const GOSSIP_MAX_CONTROL_BYTES: usize = 64 * 1024;
 /// A block-sync request is `u64 from_height || u64 to_height`.
 pub(crate) const SYNC_REQUEST_BYTES: usize = 16;
-/// The most transaction ids one transaction request names. The request's format is the node's;
-/// the p2p layer only bounds its size.
-pub const TX_REQUEST_MAX_IDS: usize = 10_000;
-/// The largest transaction request: a `u32` count and up to `TX_REQUEST_MAX_IDS` 32-byte ids.
-/// `request_txs` refuses a larger one before sending, and a receiver refuses a larger frame
-/// before reading it.
-pub const TX_REQUEST_MAX_BYTES: usize = 4 + 32 * TX_REQUEST_MAX_IDS;
 /// A direct message is acknowledged with an empty frame; a few bytes of room suffice.
 const DIRECT_ACK_MAX_BYTES: usize = 16;
 /// Connections per validator: one each way covers simultaneous dials.
 const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 /// Handshakes in progress from unknown dialers; bounds what an outsider can make us hold.
 const MAX_PENDING_INCOMING: u32 = 64;
-
-/// The bytes of a block-sync request for `from_height..=to_height`.
-pub(crate) fn encode_block_request(from_height: u64, to_height: u64) -> Vec<u8> {
-    let mut request = Vec::with_capacity(SYNC_REQUEST_BYTES);
-    request.extend_from_slice(&from_height.to_be_bytes());
-    request.extend_from_slice(&to_height.to_be_bytes());
-    request
-}
-
-/// `(from_height, to_height)` of a block-sync request, or `None` when it is not 16 bytes.
-pub(crate) fn decode_block_request(request: &[u8]) -> Option<(u64, u64)> {
-    let (from, to) = request.split_first_chunk::<8>()?;
-    let to: [u8; 8] = to.try_into().ok()?;
-    Some((u64::from_be_bytes(*from), u64::from_be_bytes(to)))
-}
 
 /// The gossip topic of one message family on one chain: `ordo/<chain_id>/<kind>/v1`.
 pub fn topic_name(chain_id: &str, kind: &str) -> String {
@@ -107,8 +85,6 @@ pub(crate) struct OrdoBehaviour {
     pub gossip: gossipsub::Behaviour,
     pub direct: request_response::Behaviour<FrameCodec>,
     pub sync: request_response::Behaviour<FrameCodec>,
-    /// A backup fetches the transactions of a PRE-PREPARE (which names them by id) it lacks.
-    pub txs: request_response::Behaviour<FrameCodec>,
 }
 
 fn protocol(name: String) -> Result<StreamProtocol> {
@@ -185,33 +161,28 @@ fn build_behaviour(
     let gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Author(me), gossip_config)
         .map_err(|e| P2pError::Setup { reason: format!("gossipsub: {e}") })?;
 
-    let rr_config =
-        |timeout_ms: u64| request_response::Config::default().with_request_timeout(Duration::from_millis(timeout_ms));
-    let codec = |max_request_bytes: usize, max_response_bytes: usize| FrameCodec {
-        max_request_bytes,
-        max_response_bytes,
-        oversize_frames: oversize_frames.clone(),
-    };
-    let full = |name: String| protocol(name).map(|p| [(p, request_response::ProtocolSupport::Full)]);
-    // Version 2 since PRE-PREPAREs name their transactions by id: a node of either version must
-    // not read the other's consensus messages.
+    let rr_config = request_response::Config::default()
+        .with_request_timeout(Duration::from_millis(config.block_request_timeout_ms));
     let direct = request_response::Behaviour::with_codec(
-        codec(config.max_message_bytes, DIRECT_ACK_MAX_BYTES),
-        full(format!("/ordo/{chain}/direct/2"))?,
-        rr_config(config.block_request_timeout_ms),
+        FrameCodec {
+            max_request_bytes: config.max_message_bytes,
+            max_response_bytes: DIRECT_ACK_MAX_BYTES,
+            oversize_frames: oversize_frames.clone(),
+        },
+        [(protocol(format!("/ordo/{chain}/direct/1"))?, request_response::ProtocolSupport::Full)],
+        rr_config.clone(),
     );
     let sync = request_response::Behaviour::with_codec(
-        codec(SYNC_REQUEST_BYTES, config.max_sync_response_bytes),
-        full(format!("/ordo/{chain}/sync/1"))?,
-        rr_config(config.block_request_timeout_ms),
-    );
-    let txs = request_response::Behaviour::with_codec(
-        codec(TX_REQUEST_MAX_BYTES, config.max_sync_response_bytes),
-        full(format!("/ordo/{chain}/txs/1"))?,
-        rr_config(config.tx_request_timeout_ms),
+        FrameCodec {
+            max_request_bytes: SYNC_REQUEST_BYTES,
+            max_response_bytes: config.max_sync_response_bytes,
+            oversize_frames: oversize_frames.clone(),
+        },
+        [(protocol(format!("/ordo/{chain}/sync/1"))?, request_response::ProtocolSupport::Full)],
+        rr_config,
     );
 
-    Ok(OrdoBehaviour { allow, limits, identify, gossip, direct, sync, txs })
+    Ok(OrdoBehaviour { allow, limits, identify, gossip, direct, sync })
 }
 
 /// Builds the swarm: TCP (no Nagle delay), Noise XX authentication with the validator key, Yamux

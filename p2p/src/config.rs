@@ -53,16 +53,6 @@ pub struct P2pConfig {
     pub max_pending_block_replies: usize,
     /// Outbound block requests in flight at once; more fail with `TooManyRequests`.
     pub max_outbound_block_requests: usize,
-    /// How long `request_txs` waits for an answer, and how long an inbound transaction request
-    /// waits for the node's reply. Short: a backup fetches the transactions of a PRE-PREPARE
-    /// while the view's timer runs, and asks again or waits for a view change if it fails.
-    pub tx_request_timeout_ms: u64,
-    /// Inbound transaction requests waiting for the node's reply at once; more are refused.
-    /// Separate from the block-sync limit, so that a validator catching up cannot crowd out
-    /// the fetches that PBFT's progress waits on.
-    pub max_pending_tx_replies: usize,
-    /// Outbound transaction requests in flight at once; more fail with `TooManyRequests`.
-    pub max_outbound_tx_requests: usize,
     /// First redial delay after a failed dial or a lost connection; doubles up to the maximum.
     pub dial_backoff_initial_ms: u64,
     pub dial_backoff_max_ms: u64,
@@ -91,8 +81,7 @@ impl std::fmt::Debug for P2pConfig {
 
 impl P2pConfig {
     /// Default limits: messages up to 10 MiB (a full 8 MiB batch of protocol §3 in a consensus
-    /// envelope), sync responses up to 64 MiB, 1024-slot channels, 10 s block requests, 2 s
-    /// transaction requests, at most 64 of each kind in flight and 64 waiting for the node, redial
+    /// envelope), sync responses up to 64 MiB, 1024-slot channels, 10 s block requests, redial
     /// between 250 ms and 10 s, announcements every 5 s.
     pub fn new(
         chain_id: impl Into<String>,
@@ -113,9 +102,6 @@ impl P2pConfig {
             block_request_timeout_ms: 10_000,
             max_pending_block_replies: 64,
             max_outbound_block_requests: 64,
-            tx_request_timeout_ms: 2_000,
-            max_pending_tx_replies: 64,
-            max_outbound_tx_requests: 64,
             dial_backoff_initial_ms: 250,
             dial_backoff_max_ms: 10_000,
             announce_interval_ms: 5_000,
@@ -161,7 +147,7 @@ impl P2pConfig {
         if !seen.contains(&me) {
             return Err(P2pError::NotAValidator { key: me });
         }
-        let limits: [(&'static str, u64); 12] = [
+        let limits: [(&'static str, u64); 9] = [
             ("max_message_bytes", self.max_message_bytes as u64),
             ("max_sync_response_bytes", self.max_sync_response_bytes as u64),
             ("event_channel_capacity", self.event_channel_capacity as u64),
@@ -169,9 +155,6 @@ impl P2pConfig {
             ("block_request_timeout_ms", self.block_request_timeout_ms),
             ("max_pending_block_replies", self.max_pending_block_replies as u64),
             ("max_outbound_block_requests", self.max_outbound_block_requests as u64),
-            ("tx_request_timeout_ms", self.tx_request_timeout_ms),
-            ("max_pending_tx_replies", self.max_pending_tx_replies as u64),
-            ("max_outbound_tx_requests", self.max_outbound_tx_requests as u64),
             ("announce_interval_ms", self.announce_interval_ms),
             ("gossip_heartbeat_ms", self.gossip_heartbeat_ms),
         ];
@@ -248,10 +231,6 @@ mod tests {
         let mut c = base.clone();
         c.event_channel_capacity = 0;
         assert_eq!(c.validate(), Err(P2pError::ZeroLimit { field: "event_channel_capacity" }));
-
-        let mut c = base.clone();
-        c.tx_request_timeout_ms = 0;
-        assert_eq!(c.validate(), Err(P2pError::ZeroLimit { field: "tx_request_timeout_ms" }));
 
         let mut c = base.clone();
         c.dial_backoff_initial_ms = 20_000;

@@ -44,8 +44,8 @@ pub enum P2pError {
     RequestFailed { key: PublicKey, reason: String },
     #[error("request to {key} timed out after {timeout_ms} ms")]
     RequestTimeout { key: PublicKey, timeout_ms: u64 },
-    #[error("too many outstanding {kind} requests (limit {max})")]
-    TooManyRequests { kind: &'static str, max: usize },
+    #[error("too many outstanding block requests (limit {max})")]
+    TooManyRequests { max: usize },
     #[error("announcement is malformed: {0}")]
     BadAnnouncement(&'static str),
     #[error("announcement signature by {0} does not verify")]

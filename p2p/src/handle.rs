@@ -8,7 +8,6 @@ use std::time::Duration;
 use ordo_chain::PublicKey;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::behaviour::{encode_block_request, TX_REQUEST_MAX_BYTES};
 use crate::error::{P2pError, Result};
 
 /// What the network hands to the node. Every `from` is an admitted validator, proven by the
@@ -22,10 +21,6 @@ pub enum P2pEvent {
     /// `from` asks for blocks `from_height..=to_height`; answer through `reply`. Dropping `reply`
     /// without sending refuses the request.
     BlockRequest { from: PublicKey, from_height: u64, to_height: u64, reply: oneshot::Sender<Vec<u8>> },
-    /// `from` asks for transactions (the request's format is the node's, at most
-    /// `TX_REQUEST_MAX_BYTES`); answer through `reply` within `tx_request_timeout_ms`. Dropping
-    /// `reply` without sending refuses the request.
-    TxRequest { from: PublicKey, request: Vec<u8>, reply: oneshot::Sender<Vec<u8>> },
     /// The first connection to a validator opened.
     PeerUp(PublicKey),
     /// The last connection to a validator closed.
@@ -97,22 +92,12 @@ pub(crate) enum Command {
         bytes: Vec<u8>,
         reply: oneshot::Sender<Result<()>>,
     },
-    /// A request on one of the protocols the node answers (block sync, transaction fetch).
-    Request {
-        rpc: Rpc,
+    RequestBlocks {
         from: PublicKey,
-        request: Vec<u8>,
+        from_height: u64,
+        to_height: u64,
         reply: oneshot::Sender<Result<Vec<u8>>>,
     },
-}
-
-/// The request-response protocols whose answers come from the node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Rpc {
-    /// `/ordo/<chain_id>/sync/1`: blocks by height.
-    Blocks,
-    /// `/ordo/<chain_id>/txs/1`: transactions a PRE-PREPARE names by id.
-    Txs,
 }
 
 /// A cheap, cloneable handle on the network task. Every call fails with `P2pError::Stopped` once
@@ -124,7 +109,6 @@ pub struct P2pHandle {
     pub(crate) local_key: PublicKey,
     pub(crate) max_message_bytes: usize,
     pub(crate) block_request_timeout_ms: u64,
-    pub(crate) tx_request_timeout_ms: u64,
 }
 
 impl P2pHandle {
@@ -176,34 +160,10 @@ impl P2pHandle {
         if from_height > to_height {
             return Err(P2pError::BadBlockRange { from_height, to_height });
         }
-        self.request(Rpc::Blocks, from, encode_block_request(from_height, to_height)).await
-    }
-
-    /// Asks validator `from` for transactions and returns its answer bytes. The node defines
-    /// both formats; `request` is at most [`TX_REQUEST_MAX_BYTES`](crate::TX_REQUEST_MAX_BYTES)
-    /// (a larger one fails with `MessageTooLarge` before anything is sent). Fails with
-    /// `PeerNotConnected` when `from` is not connected, `RequestTimeout` after
-    /// `tx_request_timeout_ms`, `RequestFailed` when `from` refuses, and `TooManyRequests`
-    /// beyond `max_outbound_tx_requests` in flight.
-    pub async fn request_txs(&self, from: PublicKey, request: Vec<u8>) -> Result<Vec<u8>> {
-        if request.len() > TX_REQUEST_MAX_BYTES {
-            return Err(P2pError::MessageTooLarge {
-                kind: "tx request",
-                size_bytes: request.len(),
-                max_bytes: TX_REQUEST_MAX_BYTES,
-            });
-        }
-        self.request(Rpc::Txs, from, request).await
-    }
-
-    async fn request(&self, rpc: Rpc, from: PublicKey, request: Vec<u8>) -> Result<Vec<u8>> {
-        let timeout_ms = match rpc {
-            Rpc::Blocks => self.block_request_timeout_ms,
-            Rpc::Txs => self.tx_request_timeout_ms,
-        };
+        let timeout_ms = self.block_request_timeout_ms;
         // The network task enforces the timeout too; this outer bound also covers a task that is
         // slow to take the command because the node is not draining its events.
-        let call = self.call(|reply| Command::Request { rpc, from, request, reply });
+        let call = self.call(|reply| Command::RequestBlocks { from, from_height, to_height, reply });
         match tokio::time::timeout(Duration::from_millis(timeout_ms.saturating_mul(2)), call).await {
             Ok(r) => r,
             Err(_) => Err(P2pError::RequestTimeout { key: from, timeout_ms }),

@@ -11,8 +11,6 @@
 //! - `codec`: the length-prefixed request-response codec.
 //! - `behaviour`: the libp2p stack (TCP + Noise + Yamux, identify, gossipsub, request-response,
 //!   allow list, connection limits) and topic names.
-//! - `exchange`: what block sync and the transaction fetch share: requests in flight, inbound
-//!   requests awaiting the node's answer, their limits and timeouts.
 //! - `service`: the network task (`spawn`) with admission, discovery, redial and back-pressure.
 //! - `handle`: `P2pHandle`, `P2pEvent`, `PeerStatus`, counters.
 //! - `error`: `P2pError`.
@@ -24,12 +22,11 @@ mod behaviour;
 pub mod codec;
 pub mod config;
 pub mod error;
-mod exchange;
 mod handle;
 pub mod identity;
 mod service;
 
-pub use behaviour::{topic_name, TX_REQUEST_MAX_BYTES, TX_REQUEST_MAX_IDS};
+pub use behaviour::topic_name;
 pub use config::{P2pConfig, ValidatorPeer, CHAIN_ID_MAX_BYTES};
 pub use error::{P2pError, Result};
 pub use handle::{P2pCounters, P2pEvent, P2pHandle, PeerStatus};

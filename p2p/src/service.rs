@@ -1,6 +1,5 @@
 //! The network task: one tokio task owns the swarm and runs admission, discovery, redial with
-//! backoff, gossip validation, direct messages, block sync and the transaction fetch, until the
-//! shutdown signal fires.
+//! backoff, gossip validation, direct messages and block sync, until the shutdown signal fires.
 //!
 //! Back-pressure: events go to the node through a bounded channel. When it is full the task keeps
 //! the undelivered event and stops reading the network (so TCP and Yamux flow control slow the
@@ -12,26 +11,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, MessageAcceptance, TopicHash};
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response;
+use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, ListenError, SwarmEvent};
 use libp2p::{allow_block_list, identify, Multiaddr, PeerId, Swarm};
 use ordo_chain::{Keypair, PublicKey};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace, warn};
 
 use crate::announce::Announcement;
-use crate::behaviour::{build_swarm, decode_block_request, OrdoBehaviour, OrdoBehaviourEvent, Topics};
+use crate::behaviour::{build_swarm, OrdoBehaviour, OrdoBehaviourEvent, Topics, SYNC_REQUEST_BYTES};
 use crate::config::P2pConfig;
 use crate::error::{P2pError, Result};
-use crate::exchange::{self, Answer, Exchange, ExchangeLimits, Inbound};
-use crate::handle::{Command, P2pEvent, P2pHandle, PeerStatus, Rpc, Shared};
+use crate::handle::{Command, P2pEvent, P2pHandle, PeerStatus, Shared};
 use crate::identity::{peer_id_of, Committee};
 
 /// How often the task looks for validators to redial.
@@ -94,6 +94,11 @@ struct BootstrapDial {
     backoff_ms: u64,
 }
 
+/// Who an outbound block request went to, and where its answer goes.
+type PendingBlockRequest = (PublicKey, oneshot::Sender<Result<Vec<u8>>>);
+
+type BlockReply = BoxFuture<'static, (Option<Vec<u8>>, ResponseChannel<Vec<u8>>, PublicKey)>;
+
 struct Service {
     swarm: Swarm<OrdoBehaviour>,
     chain_id: String,
@@ -110,13 +115,15 @@ struct Service {
     events_closed: bool,
     /// Events the node has not taken yet; non-empty means the network is not being read.
     undelivered: VecDeque<P2pEvent>,
-    /// Block sync (`/sync/1`) and the transaction fetch (`/txs/1`): requests in flight and
-    /// inbound requests waiting for the node.
-    blocks: Exchange,
-    txs: Exchange,
+    block_replies: FuturesUnordered<BlockReply>,
+    outbound_blocks: HashMap<request_response::OutboundRequestId, PendingBlockRequest>,
     shared: Arc<Shared>,
     status_dirty: bool,
     max_message_bytes: usize,
+    max_sync_response_bytes: usize,
+    max_pending_block_replies: usize,
+    max_outbound_block_requests: usize,
+    block_request_timeout_ms: u64,
     dial_backoff_initial_ms: u64,
     dial_backoff_max_ms: u64,
     announce_interval_ms: u64,
@@ -224,7 +231,6 @@ pub async fn spawn(config: P2pConfig, shutdown: CancellationToken) -> Result<(P2
         local_key: local.public(),
         max_message_bytes: config.max_message_bytes,
         block_request_timeout_ms: config.block_request_timeout_ms,
-        tx_request_timeout_ms: config.tx_request_timeout_ms,
     };
     let mut service = Service {
         swarm,
@@ -240,27 +246,15 @@ pub async fn spawn(config: P2pConfig, shutdown: CancellationToken) -> Result<(P2
         events: ev_tx,
         events_closed: false,
         undelivered: VecDeque::new(),
-        blocks: Exchange::new(
-            "block",
-            ExchangeLimits {
-                timeout_ms: config.block_request_timeout_ms,
-                max_response_bytes: config.max_sync_response_bytes,
-                max_pending_replies: config.max_pending_block_replies,
-                max_outbound: config.max_outbound_block_requests,
-            },
-        ),
-        txs: Exchange::new(
-            "tx",
-            ExchangeLimits {
-                timeout_ms: config.tx_request_timeout_ms,
-                max_response_bytes: config.max_sync_response_bytes,
-                max_pending_replies: config.max_pending_tx_replies,
-                max_outbound: config.max_outbound_tx_requests,
-            },
-        ),
+        block_replies: FuturesUnordered::new(),
+        outbound_blocks: HashMap::new(),
         shared,
         status_dirty: true,
         max_message_bytes: config.max_message_bytes,
+        max_sync_response_bytes: config.max_sync_response_bytes,
+        max_pending_block_replies: config.max_pending_block_replies,
+        max_outbound_block_requests: config.max_outbound_block_requests,
+        block_request_timeout_ms: config.block_request_timeout_ms,
         dial_backoff_initial_ms: config.dial_backoff_initial_ms,
         dial_backoff_max_ms: config.dial_backoff_max_ms,
         announce_interval_ms: config.announce_interval_ms,
@@ -381,8 +375,9 @@ impl Service {
                     _ = shutdown.cancelled() => break,
                     ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
                     Some(cmd) = self.commands.recv() => self.on_command(cmd),
-                    answer = self.blocks.next_answer() => self.send_answer(Rpc::Blocks, answer),
-                    answer = self.txs.next_answer() => self.send_answer(Rpc::Txs, answer),
+                    Some((bytes, channel, from)) = self.block_replies.next(), if !self.block_replies.is_empty() => {
+                        self.on_block_reply(bytes, channel, from)
+                    }
                     _ = dial_tick.tick() => self.redial(),
                     _ = announce_tick.tick() => self.announce(),
                 }
@@ -391,8 +386,9 @@ impl Service {
                 self.refresh_status();
             }
         }
-        self.blocks.fail_all("p2p service stopped");
-        self.txs.fail_all("p2p service stopped");
+        for (_, (key, reply)) in self.outbound_blocks.drain() {
+            let _ = reply.send(Err(P2pError::RequestFailed { key, reason: "p2p service stopped".into() }));
+        }
         info!(peer_id = %self.local_peer, "p2p stopped");
     }
 
@@ -671,16 +667,7 @@ impl Service {
             }
             OrdoBehaviourEvent::Gossip(other) => debug!(?other, "gossipsub"),
             OrdoBehaviourEvent::Direct(ev) => self.on_direct(ev),
-            OrdoBehaviourEvent::Sync(ev) => {
-                if let Some(inbound) = self.blocks.on_event(ev, &self.committee) {
-                    self.on_block_request(inbound)
-                }
-            }
-            OrdoBehaviourEvent::Txs(ev) => {
-                if let Some(inbound) = self.txs.on_event(ev, &self.committee) {
-                    self.on_tx_request(inbound)
-                }
-            }
+            OrdoBehaviourEvent::Sync(ev) => self.on_sync(ev),
         }
     }
 
@@ -768,7 +755,7 @@ impl Service {
         }
     }
 
-    // ----- direct messages, block sync and the transaction fetch -----
+    // ----- direct messages and block sync -----
 
     fn on_direct(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
         match ev {
@@ -791,40 +778,75 @@ impl Service {
         }
     }
 
-    fn on_block_request(&mut self, Inbound { from, request, channel }: Inbound) {
-        let Some((from_height, to_height)) = decode_block_request(&request) else {
+    fn on_sync(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.on_block_request(peer, request, channel)
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some((_, reply)) = self.outbound_blocks.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { request_id, error, .. } => {
+                if let Some((key, reply)) = self.outbound_blocks.remove(&request_id) {
+                    let err = match error {
+                        request_response::OutboundFailure::Timeout => {
+                            P2pError::RequestTimeout { key, timeout_ms: self.block_request_timeout_ms }
+                        }
+                        other => P2pError::RequestFailed { key, reason: other.to_string() },
+                    };
+                    let _ = reply.send(Err(err));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "inbound block request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_block_request(&mut self, peer: PeerId, request: Vec<u8>, channel: ResponseChannel<Vec<u8>>) {
+        let Some(from) = self.committee.key_of(&peer) else { return };
+        if request.len() != SYNC_REQUEST_BYTES {
             warn!(%from, len = request.len(), "malformed block request dropped");
             return;
-        };
+        }
+        let from_height = u64::from_be_bytes(request[..8].try_into().expect("8 bytes"));
+        let to_height = u64::from_be_bytes(request[8..].try_into().expect("8 bytes"));
         if from_height > to_height {
             warn!(%from, from_height, to_height, "block request with an empty range dropped");
             return;
         }
-        if let Some(reply) = self.blocks.await_answer(from, channel) {
-            self.emit(P2pEvent::BlockRequest { from, from_height, to_height, reply });
+        if self.block_replies.len() >= self.max_pending_block_replies {
+            // Dropping the channel tells the requester no; it will retry elsewhere or later.
+            warn!(%from, max = self.max_pending_block_replies, "too many block requests waiting for the node; refused");
+            return;
         }
+        let (tx, rx) = oneshot::channel();
+        let timeout = Duration::from_millis(self.block_request_timeout_ms);
+        self.block_replies.push(Box::pin(async move {
+            let bytes = tokio::time::timeout(timeout, rx).await.ok().and_then(|r| r.ok());
+            (bytes, channel, from)
+        }));
+        self.emit(P2pEvent::BlockRequest { from, from_height, to_height, reply: tx });
     }
 
-    /// The request's format is the node's; the codec has already bounded its size.
-    fn on_tx_request(&mut self, Inbound { from, request, channel }: Inbound) {
-        if let Some(reply) = self.txs.await_answer(from, channel) {
-            self.emit(P2pEvent::TxRequest { from, request, reply });
+    fn on_block_reply(&mut self, bytes: Option<Vec<u8>>, channel: ResponseChannel<Vec<u8>>, to: PublicKey) {
+        let Some(bytes) = bytes else {
+            debug!(%to, "the node did not answer a block request in time; refused");
+            return;
+        };
+        if bytes.len() > self.max_sync_response_bytes {
+            bump(&self.shared.oversize_dropped);
+            warn!(%to, size_bytes = bytes.len(), max_bytes = self.max_sync_response_bytes, "block response too large; not sent");
+            return;
         }
-    }
-
-    /// One protocol's bookkeeping with the libp2p behaviour it drives.
-    fn exchange(&mut self, rpc: Rpc) -> (&mut Exchange, &mut exchange::Behaviour) {
-        let behaviour = self.swarm.behaviour_mut();
-        match rpc {
-            Rpc::Blocks => (&mut self.blocks, &mut behaviour.sync),
-            Rpc::Txs => (&mut self.txs, &mut behaviour.txs),
+        if self.swarm.behaviour_mut().sync.send_response(channel, bytes).is_err() {
+            debug!(%to, "block response not sent: the requester is gone");
         }
-    }
-
-    fn send_answer(&mut self, rpc: Rpc, answer: Answer) {
-        let oversize_dropped = self.shared.oversize_dropped.clone();
-        let (exchange, behaviour) = self.exchange(rpc);
-        exchange.answer(behaviour, answer, &oversize_dropped);
     }
 
     // ----- commands -----
@@ -887,15 +909,24 @@ impl Service {
                 };
                 let _ = reply.send(result);
             }
-            Command::Request { rpc, from, request, reply } => match self.connected_peer(&from) {
-                Ok(peer) => {
-                    let (exchange, behaviour) = self.exchange(rpc);
-                    exchange.request(behaviour, peer, from, request, reply);
+            Command::RequestBlocks { from, from_height, to_height, reply } => {
+                let peer = match self.connected_peer(&from) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                };
+                if self.outbound_blocks.len() >= self.max_outbound_block_requests {
+                    let _ = reply.send(Err(P2pError::TooManyRequests { max: self.max_outbound_block_requests }));
+                    return;
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
+                let mut request = Vec::with_capacity(SYNC_REQUEST_BYTES);
+                request.extend_from_slice(&from_height.to_be_bytes());
+                request.extend_from_slice(&to_height.to_be_bytes());
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                self.outbound_blocks.insert(id, (from, reply));
+            }
         }
     }
 }

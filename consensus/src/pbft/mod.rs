@@ -11,9 +11,8 @@ pub mod replica;
 pub mod safety;
 pub mod verify;
 
-pub use messages::{Batch, Message, TxId, WireMessage};
+pub use messages::{Batch, Message, WireMessage};
 pub use replica::Replica;
 pub use verify::{
-    decode_and_verify, decode_and_verify_with, verify_block, verify_message, verify_message_with, FinalHeight,
-    KnownTxs, VerifyContext,
+    decode_and_verify, verify_block, verify_message, FinalHeight, FreshTxs, KnownTxs, Lease, VerifyContext,
 };

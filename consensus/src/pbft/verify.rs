@@ -5,6 +5,7 @@
 //! and only then produces a [`Verified`] value, whose constructor no other module calls.
 
 use ordo_chain::cert::{CertKind, Certificate};
+use std::cell::Cell;
 use std::sync::Arc;
 
 use ordo_chain::{Block, Committee, Hash, PublicKey, Transaction, TxRules, VerifiedTx};
@@ -16,10 +17,22 @@ use crate::interface::CommittedBatch;
 use crate::verified::Verified;
 
 /// Looks up transactions this node already verified (its mempool), by `tx_id`: one answer per
-/// id, a whole batch in one call. A PRE-PREPARE's transactions come only from here (or from
-/// what the node fetched for it, see [`PrePrepare::verify_with`]); a fetched block's or a
-/// VIEW-CHANGE proof's are taken from here when identical, instead of being checked again.
-pub type KnownTxs = Arc<dyn Fn(&[Hash]) -> Vec<Option<VerifiedTx>> + Send + Sync>;
+/// id, a whole batch in one call, before any of the batch's signatures is checked. The flag
+/// says whether the transactions this verification checks will be reported to [`FreshTxs`]
+/// (a PRE-PREPARE's). Besides the answers it returns a [`Lease`], which the verification holds
+/// until it has reported its fresh transactions, whatever the results, and then drops: the node
+/// uses it to tell another verifier of the same transactions, in flight at the same moment,
+/// to wait for this one's result rather than check them a second time.
+pub type KnownTxs = Arc<dyn Fn(&[Hash], bool) -> (Vec<Option<VerifiedTx>>, Lease) + Send + Sync>;
+
+/// Held by a batch verification from its [`KnownTxs`] lookup until it has reported its fresh
+/// transactions; dropping it is the only thing done with it.
+pub type Lease = Box<dyn Send>;
+
+/// Told of the transactions a PRE-PREPARE's verification checked and found good (those
+/// [`KnownTxs`] did not supply), so that the node can keep them (its mempool) and never check
+/// them again when their gossip arrives.
+pub type FreshTxs = Arc<dyn Fn(Vec<VerifiedTx>) + Send + Sync>;
 
 /// The height up to which this node has committed blocks. A PRE-PREPARE at or below it is
 /// refused before its transactions are checked: the replica would drop it anyway, and a copy the
@@ -37,10 +50,11 @@ pub struct VerifyContext {
     pub batch_max_txs: usize,
     pub watermark_window: u64,
     pub message_max_bytes: usize,
-    /// Transactions already verified here: what a PRE-PREPARE names, and what batch
-    /// verification takes without a second signature check when identical (see
-    /// [`TxRules::verify_many_reusing`]).
+    /// Transactions already verified here, which batch verification takes without a second
+    /// signature check when they are identical (see [`TxRules::verify_many_reusing`]).
     pub known: Option<KnownTxs>,
+    /// Told of the transactions verified here for the first time.
+    pub fresh: Option<FreshTxs>,
     /// The committed height, below which PRE-PREPAREs are stale.
     pub final_height: Option<FinalHeight>,
 }
@@ -54,6 +68,7 @@ impl std::fmt::Debug for VerifyContext {
             .field("watermark_window", &self.watermark_window)
             .field("message_max_bytes", &self.message_max_bytes)
             .field("known", &self.known.is_some())
+            .field("fresh", &self.fresh.is_some())
             .field("final_height", &self.final_height.is_some())
             .finish()
     }
@@ -69,6 +84,7 @@ impl VerifyContext {
             watermark_window: config.watermark_window,
             message_max_bytes: config.message_max_bytes,
             known: None,
+            fresh: None,
             final_height: None,
         }
     }
@@ -80,24 +96,41 @@ impl VerifyContext {
         self
     }
 
-    /// Lets verification find a PRE-PREPARE's transactions, and batch verification reuse
-    /// transactions this node already verified.
+    /// Reports the transactions a batch verification checked for the first time to `fresh`.
+    pub fn with_fresh_txs(mut self, fresh: FreshTxs) -> Self {
+        self.fresh = Some(fresh);
+        self
+    }
+
+    /// Lets batch verification reuse transactions this node already verified.
     pub fn with_known_txs(mut self, known: KnownTxs) -> Self {
         self.known = Some(known);
         self
     }
 
-    /// The known transactions among `ids`, one answer per id.
-    pub(crate) fn known_txs(&self, ids: &[Hash]) -> Vec<Option<VerifiedTx>> {
-        match &self.known {
-            Some(k) => k(ids),
-            None => vec![None; ids.len()],
-        }
-    }
-
     /// Verifies a batch's transactions, reusing the known ones.
-    pub(crate) fn verify_txs(&self, txs: Vec<Transaction>) -> Vec<ordo_chain::Result<VerifiedTx>> {
-        self.rules.verify_many_reusing(txs, &|ids: &[Hash]| self.known_txs(ids))
+    /// `report_fresh`: tell [`VerifyContext::fresh`] of the ones checked here for the first time
+    /// (a PRE-PREPARE's; not those of a catch-up block or a view-change proof, which are about
+    /// to commit or committed long ago).
+    pub(crate) fn verify_txs(&self, txs: Vec<Transaction>, report_fresh: bool) -> Vec<ordo_chain::Result<VerifiedTx>> {
+        // The lookup's lease lives until the fresh transactions have been reported, whatever
+        // the results.
+        let lease: Cell<Option<Lease>> = Cell::new(None);
+        let (results, fresh) = match &self.known {
+            Some(k) => self.rules.verify_many_split(txs, &|ids: &[Hash]| {
+                let (found, held) = k(ids, report_fresh);
+                lease.set(Some(held));
+                found
+            }),
+            None => self.rules.verify_many_split(txs, &ordo_chain::tx::nothing_known),
+        };
+        if let Some(tell) = self.fresh.as_ref().filter(|_| report_fresh) {
+            if !fresh.is_empty() {
+                tell(fresh);
+            }
+        }
+        drop(lease);
+        results
     }
 
     /// The primary of `view`: validator `view mod n` in genesis order.
@@ -108,18 +141,8 @@ impl VerifyContext {
 
 /// Verifies a decoded peer message.
 pub fn verify_message(ctx: &VerifyContext, msg: WireMessage) -> Result<Verified<Message>> {
-    verify_message_with(ctx, msg, &[])
-}
-
-/// [`verify_message`], with transactions the node fetched and verified because an earlier
-/// attempt found them missing ([`ConsensusError::MissingTxs`]); only a PRE-PREPARE uses them.
-pub fn verify_message_with(
-    ctx: &VerifyContext,
-    msg: WireMessage,
-    supplied: &[VerifiedTx],
-) -> Result<Verified<Message>> {
     let m = match msg {
-        Message::PrePrepare(m) => Message::PrePrepare(m.verify_with(ctx, supplied)?),
+        Message::PrePrepare(m) => Message::PrePrepare(m.verify(ctx)?),
         Message::Prepare(m) => {
             m.verify(ctx)?;
             Message::Prepare(m)
@@ -140,13 +163,7 @@ pub fn verify_message_with(
 
 /// Decodes (refusing oversized input first) and verifies wire bytes from a peer.
 pub fn decode_and_verify(ctx: &VerifyContext, bytes: &[u8]) -> Result<Verified<Message>> {
-    decode_and_verify_with(ctx, bytes, &[])
-}
-
-/// [`decode_and_verify`], with the transactions fetched for an earlier attempt
-/// (see [`verify_message_with`]).
-pub fn decode_and_verify_with(ctx: &VerifyContext, bytes: &[u8], supplied: &[VerifiedTx]) -> Result<Verified<Message>> {
-    verify_message_with(ctx, WireMessage::decode(bytes, ctx.message_max_bytes)?, supplied)
+    verify_message(ctx, WireMessage::decode(bytes, ctx.message_max_bytes)?)
 }
 
 /// Verifies a block fetched from a peer for catch-up: its transactions (one batched signature
@@ -173,15 +190,6 @@ impl crate::engine::Verifier for VerifyContext {
     /// by another validator verifies the same and the transport's sender is not needed.
     fn decode_and_verify(&self, _sender: &PublicKey, bytes: &[u8]) -> Result<Verified<Message>> {
         decode_and_verify(self, bytes)
-    }
-
-    fn decode_and_verify_with(
-        &self,
-        _sender: &PublicKey,
-        bytes: &[u8],
-        supplied: &[VerifiedTx],
-    ) -> Result<Verified<Message>> {
-        decode_and_verify_with(self, bytes, supplied)
     }
 
     fn encode(&self, message: &Message) -> Vec<u8> {
@@ -211,7 +219,6 @@ impl crate::engine::Engine for super::Replica {
 
 #[cfg(test)]
 mod tests {
-    use super::super::messages::PrePrepare;
     use super::*;
     use ordo_chain::{Keypair, Op};
     use std::sync::Mutex;
@@ -220,97 +227,82 @@ mod tests {
 
     type Log = Arc<Mutex<Vec<String>>>;
 
-    fn tx(nonce: u64) -> VerifiedTx {
-        let t = Transaction::sign(
+    /// Writes to the log when the verification drops it.
+    struct Noted(Log);
+
+    impl Drop for Noted {
+        fn drop(&mut self) {
+            self.0.lock().unwrap().push("lease dropped".into());
+        }
+    }
+
+    fn tx(nonce: u64) -> Transaction {
+        Transaction::sign(
             CHAIN,
             &Keypair::from_seed([7; 32]),
             nonce,
             Op::Put { key: format!("k{nonce}"), value: "v".into() },
-        );
-        TxRules::new(CHAIN).verify(t).unwrap()
+        )
     }
 
-    /// A context whose mempool holds `held`, logging every lookup.
+    /// A context whose mempool holds `held`, logging every hook call in order.
     fn context(log: &Log, held: Vec<VerifiedTx>) -> VerifyContext {
         let committee = Committee::new(vec![Keypair::from_seed([1; 32]).public()]);
-        let log = log.clone();
-        VerifyContext::new(committee, TxRules::new(CHAIN), &PbftConfig::default()).with_known_txs(Arc::new(
-            move |ids: &[Hash]| {
-                log.lock().unwrap().push(format!("known {} ids", ids.len()));
-                ids.iter().map(|id| held.iter().find(|t| t.id() == *id).cloned()).collect()
-            },
-        ))
+        let (known_log, fresh_log) = (log.clone(), log.clone());
+        VerifyContext::new(committee, TxRules::new(CHAIN), &PbftConfig::default())
+            .with_known_txs(Arc::new(move |ids: &[Hash], reported: bool| {
+                known_log.lock().unwrap().push(format!("known {} ids, reported {reported}", ids.len()));
+                let found = ids.iter().map(|id| held.iter().find(|t| t.id() == *id).cloned()).collect();
+                (found, Box::new(Noted(known_log.clone())) as Lease)
+            }))
+            .with_fresh_txs(Arc::new(move |txs| fresh_log.lock().unwrap().push(format!("fresh {}", txs.len()))))
     }
 
-    /// A PRE-PREPARE of `txs` at `height` from the one validator (the primary of view 0).
-    fn pre_prepare(height: u64, txs: Vec<VerifiedTx>) -> Vec<u8> {
+    #[test]
+    fn the_lease_outlives_the_report_of_fresh_transactions() {
+        let log = Log::default();
+        let held = TxRules::new(CHAIN).verify(tx(0)).unwrap();
+        let results = context(&log, vec![held]).verify_txs(vec![tx(0), tx(1), tx(2)], true);
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(*log.lock().unwrap(), ["known 3 ids, reported true", "fresh 2", "lease dropped"]);
+    }
+
+    #[test]
+    fn the_lease_is_dropped_when_a_transaction_is_bad() {
+        let log = Log::default();
+        let mut forged = tx(1);
+        forged.signature = tx(2).signature;
+        let results = context(&log, vec![]).verify_txs(vec![tx(0), forged], true);
+        assert!(results[0].is_ok() && results[1].is_err());
+        assert_eq!(*log.lock().unwrap(), ["known 2 ids, reported true", "fresh 1", "lease dropped"]);
+    }
+
+    /// A PRE-PREPARE of height `height` from the one validator (the primary of view 0).
+    fn pre_prepare(height: u64) -> Vec<u8> {
         let key = Keypair::from_seed([1; 32]);
+        let txs = TxRules::new(CHAIN).verify_many(vec![tx(height)]).into_iter().map(Result::unwrap).collect::<Vec<_>>();
         let header = ordo_chain::BatchHeader::for_txs(height, 1_000 + height, key.public(), &txs);
-        Message::<VerifiedTx>::PrePrepare(PrePrepare::sign(CHAIN, &key, 0, Batch { header, txs })).encode()
+        Message::PrePrepare(super::super::messages::PrePrepare::sign(CHAIN, &key, 0, Batch { header, txs })).encode()
     }
 
     #[test]
-    fn a_pre_prepare_carries_ids_and_takes_its_transactions_from_the_mempool() {
-        let log = Log::default();
-        let txs = vec![tx(1), tx(2), tx(3)];
-        let bytes = pre_prepare(1, txs.clone());
-        assert!(bytes.len() < 49 + 64 + 200 + 4 + 3 * 32, "ids only: {} bytes", bytes.len());
-        let v = decode_and_verify(&context(&log, txs.clone()), &bytes).expect("all held");
-        let Message::PrePrepare(p) = v.into_inner() else { panic!("a pre-prepare") };
-        assert_eq!(p.batch.txs, txs, "in the batch's order");
-        assert_eq!(*log.lock().unwrap(), ["known 3 ids"], "one lookup for the whole batch");
-    }
-
-    #[test]
-    fn a_pre_prepare_names_what_the_node_lacks_and_verifies_once_it_is_supplied() {
-        let log = Log::default();
-        let (a, b, c) = (tx(1), tx(2), tx(3));
-        let bytes = pre_prepare(1, vec![a.clone(), b.clone(), c.clone()]);
-        let ctx = context(&log, vec![b.clone()]);
-        let e = decode_and_verify(&ctx, &bytes).expect_err("a and c are missing");
-        assert!(matches!(&e, ConsensusError::MissingTxs { height: 1, ids } if *ids == [a.id(), c.id()]), "{e}");
-        // Supplied: a and c from the fetch; only b is looked up.
-        log.lock().unwrap().clear();
-        let v = decode_and_verify_with(&ctx, &bytes, &[c.clone(), a.clone()]).expect("complete");
-        let Message::PrePrepare(p) = v.into_inner() else { panic!("a pre-prepare") };
-        assert_eq!(p.batch.txs, [a.clone(), b, c.clone()]);
-        assert_eq!(*log.lock().unwrap(), ["known 1 ids"]);
-        // Supplying something else does not stand in for a missing transaction.
-        let e = decode_and_verify_with(&ctx, &bytes, &[a, tx(9)]).expect_err("c is still missing");
-        assert!(matches!(&e, ConsensusError::MissingTxs { ids, .. } if *ids == [c.id()]), "{e}");
-    }
-
-    #[test]
-    fn a_pre_prepare_whose_ids_do_not_match_its_header_is_refused_before_any_lookup() {
-        let log = Log::default();
-        let mut bytes = pre_prepare(1, vec![tx(1), tx(2)]);
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1; // The second id, changed: the header's root no longer matches.
-        let e = decode_and_verify(&context(&log, vec![tx(1), tx(2)]), &bytes).expect_err("root mismatch");
-        assert!(matches!(e, ConsensusError::BatchMismatch { what: "tx_root", .. }), "{e}");
-        assert!(log.lock().unwrap().is_empty(), "nothing looked up");
-    }
-
-    #[test]
-    fn a_pre_prepare_at_or_below_the_committed_height_is_refused_before_its_transactions_are_looked_up() {
+    fn a_pre_prepare_at_or_below_the_committed_height_is_refused_before_its_transactions_are_checked() {
         let log = Log::default();
         let ctx = context(&log, vec![]).with_final_height(Arc::new(|| 5));
         for height in [4, 5] {
-            let e = decode_and_verify(&ctx, &pre_prepare(height, vec![tx(height)])).expect_err("stale");
+            let e = decode_and_verify(&ctx, &pre_prepare(height)).expect_err("stale");
             assert!(matches!(e, ConsensusError::AlreadyFinal { height: h, final_height: 5, .. } if h == height), "{e}");
         }
-        assert!(log.lock().unwrap().is_empty(), "no transaction was looked up");
-        let e = decode_and_verify(&ctx, &pre_prepare(6, vec![tx(6)])).expect_err("the next height is looked up");
-        assert!(matches!(e, ConsensusError::MissingTxs { height: 6, .. }), "{e}");
-        assert_eq!(*log.lock().unwrap(), ["known 1 ids"]);
+        assert!(log.lock().unwrap().is_empty(), "no transaction was looked up or checked");
+        decode_and_verify(&ctx, &pre_prepare(6)).expect("the next height is verified");
+        assert_eq!(*log.lock().unwrap(), ["known 1 ids, reported true", "fresh 1", "lease dropped"]);
     }
 
     #[test]
-    fn a_fetched_block_reuses_known_transactions_and_checks_the_rest() {
+    fn a_batch_not_proposed_is_looked_up_unreported_and_its_lease_dropped() {
         let log = Log::default();
-        let held = tx(1);
-        let results = context(&log, vec![held.clone()]).verify_txs(vec![held.tx().clone(), tx(2).tx().clone()]);
-        assert_eq!(results.into_iter().map(Result::unwrap).collect::<Vec<_>>(), [held, tx(2)]);
-        assert_eq!(*log.lock().unwrap(), ["known 2 ids"]);
+        let results = context(&log, vec![]).verify_txs(vec![tx(0)], false);
+        assert!(results[0].is_ok());
+        assert_eq!(*log.lock().unwrap(), ["known 1 ids, reported false", "lease dropped"]);
     }
 }

@@ -15,10 +15,9 @@
 mod byzantine;
 pub mod scenarios;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use ordo_chain::store::{MemStore, Store};
 use ordo_chain::tx::TxResult;
@@ -226,6 +225,7 @@ impl Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ mix);
         let cfg = sim_config();
         let rules = TxRules::new(CHAIN_ID);
+        let ctx = VerifyContext::new(committee(sc.n), rules.clone(), &cfg);
         let (genesis, writes) = {
             let mut state = BTreeMap::new();
             state.insert("greeting".to_string(), "hello".to_string());
@@ -241,12 +241,6 @@ impl Sim {
         let txs: Vec<VerifiedTx> =
             rules.verify_many(raw).into_iter().map(|r| r.expect("sim transactions are valid")).collect();
         let tx_ids = txs.iter().map(|t| t.id()).collect();
-        // Every validator holds every client transaction, verified, as gossip would leave it:
-        // PRE-PREPAREs name transactions by id, and verification finds them here. A batch
-        // naming any other transaction is refused (`MissingTxs`) and never reaches a replica.
-        let gossiped: Arc<HashMap<Hash, VerifiedTx>> = Arc::new(txs.iter().map(|t| (t.id(), t.clone())).collect());
-        let ctx = VerifyContext::new(committee(sc.n), rules.clone(), &cfg)
-            .with_known_txs(Arc::new(move |ids| ids.iter().map(|id| gossiped.get(id).cloned()).collect()));
         let mut validators: Vec<usize> = (0..sc.n).collect();
         if let Some(t) = sc.twins {
             validators.push(t);

@@ -74,10 +74,6 @@ pub struct NodeReport {
     /// Ed25519 signatures the node checked during the step (`ordo_signature_checks_total`, in
     /// batches and singly), where the node serves it.
     pub signature_checks: Option<u64>,
-    /// Transactions the node fetched from the primary during the step because a PRE-PREPARE
-    /// named them before their gossip arrived (`ordo_consensus_txs_fetched_total`), where the
-    /// node serves it.
-    pub txs_fetched: Option<u64>,
 }
 
 impl NodeReport {
@@ -143,11 +139,6 @@ pub struct StepReport {
     /// transaction once, so the floor is the number of validators; what is above it is votes
     /// (a few per block) and transactions checked twice.
     pub signature_checks_per_tx: Option<f64>,
-    /// Transactions all the nodes fetched from a primary during the step, when every node
-    /// reported it: what a PRE-PREPARE of ids cost in extra round trips.
-    pub txs_fetched: Option<u64>,
-    /// `txs_fetched` per committed transaction (0 when gossip always arrives first).
-    pub txs_fetched_per_tx: Option<f64>,
     pub per_node: Vec<NodeReport>,
     /// A few of the step's `tx_id`s, evenly spaced, for spot checks against the chain.
     pub sample_tx_ids: Vec<String>,
@@ -185,11 +176,6 @@ pub fn process_cpu_seconds(metrics: &str) -> Option<f64> {
 /// `ordo_signature_checks_total` (every path summed) from a Prometheus text page.
 pub fn signature_checks(metrics: &str) -> Option<f64> {
     metric_sum(metrics, "ordo_signature_checks_total")
-}
-
-/// `ordo_consensus_txs_fetched_total` from a Prometheus text page.
-pub fn txs_fetched(metrics: &str) -> Option<f64> {
-    metric_sum(metrics, "ordo_consensus_txs_fetched_total")
 }
 
 /// The sum of a metric's samples on a Prometheus text page (one unlabelled sample, or every
@@ -306,12 +292,6 @@ pub fn step_text(r: &StepReport) -> Vec<String> {
             r.validators, r.validators
         ));
     }
-    if let (Some(fetched), Some(per_tx)) = (r.txs_fetched, r.txs_fetched_per_tx) {
-        lines.push(format!(
-            "transactions fetched for PRE-PREPAREs (named before their gossip arrived): {fetched} in all nodes = \
-             {per_tx:.3} per committed transaction"
-        ));
-    }
     lines
 }
 
@@ -338,10 +318,9 @@ pub fn total_cpu_seconds(per_node: &[NodeReport]) -> Option<f64> {
     per_node.iter().map(|n| n.cpu_seconds).sum::<Option<f64>>().filter(|_| !per_node.is_empty())
 }
 
-/// A count in all the nodes (signature checks, transactions fetched), when every node reported
-/// its own.
-pub fn total_count(per_node: &[NodeReport], count: impl Fn(&NodeReport) -> Option<u64>) -> Option<u64> {
-    per_node.iter().map(count).sum::<Option<u64>>().filter(|_| !per_node.is_empty())
+/// The nodes' signature checks in all, when every node reported its own.
+pub fn total_signature_checks(per_node: &[NodeReport]) -> Option<u64> {
+    per_node.iter().map(|n| n.signature_checks).sum::<Option<u64>>().filter(|_| !per_node.is_empty())
 }
 
 pub fn sweep_header() -> String {
@@ -421,7 +400,6 @@ mod tests {
             view_changes_total_after: None,
             cpu_seconds: Some(1.5),
             signature_checks: Some(4_100),
-            txs_fetched: Some(12),
         };
         assert_eq!(n.view_changes(), Some(3));
         n.view_changes_total_before = Some(10);
@@ -451,17 +429,10 @@ mod tests {
         assert_eq!(signature_checks(page), None);
         assert_eq!(count_during(Some(4120.0), Some(8240.0)), Some(4120));
         assert_eq!(count_during(Some(4120.0), Some(10.0)), None, "the node restarted during the step");
-        let signatures = |n: &NodeReport| n.signature_checks;
         other.signature_checks = Some(3_900);
-        assert_eq!(total_count(&[other.clone(), other.clone()], signatures), Some(7_800));
+        assert_eq!(total_signature_checks(&[other.clone(), other.clone()]), Some(7_800));
         other.signature_checks = None;
-        assert_eq!(total_count(&[other.clone(), n.clone()], signatures), None);
-        assert_eq!(total_count(&[], signatures), None);
-
-        // Transactions fetched for PRE-PREPAREs: read the same way.
-        assert_eq!(txs_fetched("ordo_consensus_txs_fetched_total 37\n"), Some(37.0));
-        assert_eq!(txs_fetched(checks), None);
-        assert_eq!(total_count(&[n.clone(), other], |n| n.txs_fetched), Some(24));
+        assert_eq!(total_signature_checks(&[other]), None);
     }
 
     #[test]

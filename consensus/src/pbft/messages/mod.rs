@@ -4,12 +4,7 @@
 //! the SPEC's commit signing bytes, so 2f+1 COMMITs are a block certificate as they stand.
 //! Messages are generic over the transaction type: the wire form decodes into
 //! `Message<Transaction>`, and verification (`pbft::verify`) turns it into
-//! `Message<VerifiedTx>`, the only form the replica accepts. A PRE-PREPARE names its batch's
-//! transactions by id only ([`TxId`]): every validator already received them in gossip, and
-//! verification takes them from the node's mempool, or from what the node fetched from the
-//! primary for the ones it lacked ([`crate::error::ConsensusError::MissingTxs`]). VIEW-CHANGE and
-//! NEW-VIEW carry whole bodies: they are rare, and their receivers may never have seen the
-//! transactions.
+//! `Message<VerifiedTx>`, the only form the replica accepts.
 //!
 //! Wire layout: `u8 kind || from(32) || u64 view || u64 height || body`. The fixed 49-byte prefix
 //! lets the node triage a message (stale view, far future) with [`peek`] before any signature
@@ -22,7 +17,7 @@ pub mod pre_prepare;
 pub mod prepare;
 pub mod view_change;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use ordo_chain::codec::{Reader, Writer};
 use ordo_chain::merkle::tx_root;
@@ -38,22 +33,16 @@ pub use pre_prepare::PrePrepare;
 pub use prepare::Prepare;
 pub use view_change::{PreparedProof, ViewChange};
 
-/// A transaction as carried by a message: raw from the wire, verified inside the core, or named
-/// by its id alone (a PRE-PREPARE on the wire).
+/// A transaction as carried by a message: raw from the wire, or verified inside the core.
 pub trait TxLike: Clone + std::fmt::Debug + PartialEq + Eq {
-    /// How a PRE-PREPARE of this form holds its transactions: the core's verified ones whole,
-    /// the wire form's by id.
-    type Proposed: TxLike;
-    /// The `tx_id` (protocol §3).
-    fn id(&self) -> Hash;
-    /// Writes the binary encoding ([`Transaction::encode`], or the id alone for a [`TxId`]).
+    fn transaction(&self) -> &Transaction;
+    /// Writes the binary encoding ([`Transaction::encode`]).
     fn encode(&self, w: &mut Writer);
 }
 
 impl TxLike for Transaction {
-    type Proposed = TxId;
-    fn id(&self) -> Hash {
-        self.tx_id()
+    fn transaction(&self) -> &Transaction {
+        self
     }
     fn encode(&self, w: &mut Writer) {
         Transaction::encode(self, w);
@@ -61,9 +50,8 @@ impl TxLike for Transaction {
 }
 
 impl TxLike for VerifiedTx {
-    type Proposed = VerifiedTx;
-    fn id(&self) -> Hash {
-        VerifiedTx::id(self)
+    fn transaction(&self) -> &Transaction {
+        self.tx()
     }
     fn encode(&self, w: &mut Writer) {
         // The signing bytes kept since verification: no rebuilding per encoding.
@@ -71,24 +59,10 @@ impl TxLike for VerifiedTx {
     }
 }
 
-/// A transaction named by its `tx_id` alone, as a PRE-PREPARE carries it on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TxId(pub Hash);
-
-impl TxLike for TxId {
-    type Proposed = TxId;
-    fn id(&self) -> Hash {
-        self.0
-    }
-    fn encode(&self, w: &mut Writer) {
-        w.hash(&self.0);
-    }
-}
-
 /// One PBFT message of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message<T: TxLike = VerifiedTx> {
-    PrePrepare(PrePrepare<T::Proposed>),
+pub enum Message<T = VerifiedTx> {
+    PrePrepare(PrePrepare<T>),
     Prepare(Prepare),
     Commit(Commit),
     Checkpoint(Checkpoint),
@@ -257,89 +231,45 @@ impl Batch<Transaction> {
         Ok(Batch { header, txs })
     }
 
-    /// Verifies every transaction (one batched signature check, reusing those the context
-    /// knows), refuses duplicates inside the batch, and checks that the header's count and
-    /// Merkle root describe these transactions.
+    /// Verifies every transaction (one batched signature check), refuses duplicates inside the
+    /// batch, and checks that the header's count and Merkle root describe these transactions.
     pub fn verify(self, ctx: &VerifyContext) -> Result<Batch<VerifiedTx>> {
+        self.verify_reporting(ctx, false)
+    }
+
+    /// [`Batch::verify`] for a PRE-PREPARE's batch: the transactions checked here for the first
+    /// time are also reported to the context's `fresh` hook (the node's mempool keeps them).
+    pub fn verify_proposed(self, ctx: &VerifyContext) -> Result<Batch<VerifiedTx>> {
+        self.verify_reporting(ctx, true)
+    }
+
+    fn verify_reporting(self, ctx: &VerifyContext, report_fresh: bool) -> Result<Batch<VerifiedTx>> {
         let height = self.header.height;
-        check_len(ctx, &self.header, self.txs.len())?;
+        if self.txs.len() > ctx.batch_max_txs {
+            return Err(ConsensusError::BatchTooLarge { height, count: self.txs.len(), max: ctx.batch_max_txs });
+        }
+        if self.header.tx_count as usize != self.txs.len() {
+            return Err(ConsensusError::BatchMismatch { height, what: "tx_count" });
+        }
         let mut txs = Vec::with_capacity(self.txs.len());
-        for (index, r) in ctx.verify_txs(self.txs).into_iter().enumerate() {
+        for (index, r) in ctx.verify_txs(self.txs, report_fresh).into_iter().enumerate() {
             match r {
                 Ok(t) => txs.push(t),
                 Err(reason) => return Err(ConsensusError::BadTransaction { height, index, reason }),
             }
         }
         let ids: Vec<Hash> = txs.iter().map(|t| t.id()).collect();
-        check_ids(&self.header, &ids)?;
-        Ok(Batch { header: self.header, txs })
-    }
-}
-
-impl Batch<TxId> {
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        let header = BatchHeader::decode(r)?;
-        let n = r.u32()? as usize;
-        // No pre-allocation from an untrusted count: a short message cannot reserve gigabytes.
-        let mut txs = Vec::new();
-        for _ in 0..n {
-            txs.push(TxId(r.hash()?));
-        }
-        Ok(Batch { header, txs })
-    }
-
-    /// Checks that the header's count and Merkle root describe these ids, with none repeated,
-    /// and then finds each transaction: first among `supplied` (what the node fetched for an
-    /// earlier attempt), then through the context's known transactions (the mempool). All of
-    /// them were verified when they arrived, so nothing is checked again here. Any still
-    /// missing are named in [`ConsensusError::MissingTxs`].
-    pub fn resolve(self, ctx: &VerifyContext, supplied: &[VerifiedTx]) -> Result<Batch<VerifiedTx>> {
-        let height = self.header.height;
-        check_len(ctx, &self.header, self.txs.len())?;
-        let ids: Vec<Hash> = self.txs.iter().map(|t| t.0).collect();
-        check_ids(&self.header, &ids)?;
-        let supplied: HashMap<Hash, &VerifiedTx> = supplied.iter().map(|t| (t.id(), t)).collect();
-        let mut found: Vec<Option<VerifiedTx>> = ids.iter().map(|id| supplied.get(id).map(|t| (*t).clone())).collect();
-        let wanted: Vec<Hash> = ids.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(id, _)| *id).collect();
-        if !wanted.is_empty() {
-            let mut known = ctx.known_txs(&wanted).into_iter();
-            for slot in found.iter_mut().filter(|f| f.is_none()) {
-                *slot = known.next().flatten();
+        let mut seen = BTreeSet::new();
+        for id in &ids {
+            if !seen.insert(*id) {
+                return Err(ConsensusError::DuplicateTxInBatch { height, tx_id: *id });
             }
         }
-        let missing: Vec<Hash> = ids.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(id, _)| *id).collect();
-        if !missing.is_empty() {
-            return Err(ConsensusError::MissingTxs { height, ids: missing });
+        if tx_root(&ids) != self.header.tx_root {
+            return Err(ConsensusError::BatchMismatch { height, what: "tx_root" });
         }
-        Ok(Batch { header: self.header, txs: found.into_iter().flatten().collect() })
+        Ok(Batch { header: self.header, txs })
     }
-}
-
-/// A batch's size against the limit and against its header's count.
-fn check_len(ctx: &VerifyContext, header: &BatchHeader, len: usize) -> Result<()> {
-    let height = header.height;
-    if len > ctx.batch_max_txs {
-        return Err(ConsensusError::BatchTooLarge { height, count: len, max: ctx.batch_max_txs });
-    }
-    if header.tx_count as usize != len {
-        return Err(ConsensusError::BatchMismatch { height, what: "tx_count" });
-    }
-    Ok(())
-}
-
-/// No id twice in one batch, and the header's Merkle root is theirs.
-fn check_ids(header: &BatchHeader, ids: &[Hash]) -> Result<()> {
-    let height = header.height;
-    let mut seen = BTreeSet::new();
-    for id in ids {
-        if !seen.insert(*id) {
-            return Err(ConsensusError::DuplicateTxInBatch { height, tx_id: *id });
-        }
-    }
-    if tx_root(ids) != header.tx_root {
-        return Err(ConsensusError::BatchMismatch { height, what: "tx_root" });
-    }
-    Ok(())
 }
 
 pub(crate) fn encode_txs<T: TxLike>(txs: &[T], w: &mut Writer) {

@@ -178,7 +178,7 @@ impl NewView<Transaction> {
         let nb = r.u32()? as usize;
         let mut bodies = Vec::new();
         for _ in 0..nb {
-            bodies.push(Batch::<Transaction>::decode(r)?);
+            bodies.push(Batch::decode(r)?);
         }
         let ns = r.u32()? as usize;
         let mut pre_prepare_signatures = Vec::new();

@@ -1,14 +1,10 @@
 //! PRE-PREPARE (Castro & Liskov 2002, §4.2): the primary of a view assigns a sequence number
-//! (= block height) to a batch and sends it to the backups: its header and its transactions' ids.
-//! The backups already hold the transactions themselves, verified, from gossip; one that lacks
-//! some fetches them from the primary (`ConsensusError::MissingTxs`, then
-//! [`PrePrepare::verify_with`]). The signature covers the header's digest, which binds the ids
-//! through the Merkle root, so the compact form changes nothing the committee votes on.
+//! (= block height) to a batch and sends the whole batch to the backups.
 
 use ordo_chain::codec::{Reader, Writer};
-use ordo_chain::{Hash, Keypair, PublicKey, Signature, VerifiedTx};
+use ordo_chain::{Hash, Keypair, PublicKey, Signature, Transaction, VerifiedTx};
 
-use super::{check_member, check_sig, signing_writer, Batch, Kind, Peek, TxId, TxLike};
+use super::{check_member, check_sig, signing_writer, Batch, Kind, Peek, TxLike};
 use crate::error::{ConsensusError, Result};
 use crate::pbft::verify::VerifyContext;
 
@@ -42,36 +38,24 @@ impl<T: TxLike> PrePrepare<T> {
         self.batch.header.height
     }
 
-    /// `signature || batch header || u32 count || tx_id...`: the transactions by id only.
     pub(crate) fn encode_body(&self, w: &mut Writer) {
         w.sig(&self.signature);
-        self.batch.header.encode(w);
-        w.u32(self.batch.txs.len() as u32);
-        for t in &self.batch.txs {
-            w.hash(&t.id());
-        }
+        self.batch.encode(w);
     }
 }
 
-impl PrePrepare<TxId> {
+impl PrePrepare<Transaction> {
     pub(crate) fn decode_body(p: &Peek, r: &mut Reader<'_>) -> Result<Self> {
         let signature = r.sig()?;
-        let batch = Batch::<TxId>::decode(r)?;
+        let batch = Batch::decode(r)?;
         if batch.header.height != p.height {
             return Err(ConsensusError::Decode("pre-prepare prefix height differs from its header".into()));
         }
         Ok(PrePrepare { view: p.view, batch, from: p.from, signature })
     }
 
-    /// Sender is the primary of the view and signed this batch; the batch itself is valid, and
-    /// this node holds every transaction it names (see [`Batch::resolve`]).
+    /// Sender is the primary of the view and signed this batch; the batch itself is valid.
     pub fn verify(self, ctx: &VerifyContext) -> Result<PrePrepare<VerifiedTx>> {
-        self.verify_with(ctx, &[])
-    }
-
-    /// [`PrePrepare::verify`], also taking the transactions in `supplied`, which the node
-    /// verified after an earlier attempt named them missing.
-    pub fn verify_with(self, ctx: &VerifyContext, supplied: &[VerifiedTx]) -> Result<PrePrepare<VerifiedTx>> {
         check_member(ctx, Kind::PrePrepare, &self.from)?;
         let primary = ctx.primary(self.view);
         if self.from != primary {
@@ -95,7 +79,7 @@ impl PrePrepare<TxId> {
             &pre_prepare_bytes(&ctx.chain_id, self.view, self.height(), &d),
             &self.signature,
         )?;
-        let batch = self.batch.resolve(ctx, supplied)?;
+        let batch = self.batch.verify_proposed(ctx)?;
         Ok(PrePrepare { view: self.view, batch, from: self.from, signature: self.signature })
     }
 }
