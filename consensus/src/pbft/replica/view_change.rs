@@ -35,9 +35,8 @@ impl Replica {
         self.view = view;
         self.mode = mode;
         self.view_started_ms = self.now_ms;
-        self.primary_progress_ms = self.now_ms;
         // The view began between two ticks: its primary's time starts at the later one.
-        self.progress_since_tick = true;
+        self.note_primary_progress();
         self.view_pre_prepared_height = 0;
         self.view_certified_height = 0;
         self.vc_quorum_since_ms = None;
