@@ -32,6 +32,7 @@ impl Supervisor {
             .arg(dir)
             .args(["--p2p-port", &p2p.to_string(), "--api-port", &api.to_string()])
             .env("RUST_LOG", "info")
+            .env_remove("TOKIO_WORKER_THREADS")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -208,6 +209,15 @@ fn a_testnet_survives_the_faults_a_user_causes_from_another_terminal() {
     let state: Value = serde_json::from_slice(&std::fs::read(dir.join("testnet.state")).unwrap()).unwrap();
     assert_eq!(state["supervisor_pid"], sup.pid(), "{state}");
     assert!(node_list(&dir).iter().all(|n| n["state"]["kind"] == "running"));
+    // The four validators share this machine, so each runs its share of the cores as tokio
+    // workers, and the supervisor says so.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let want = format!("TOKIO_WORKER_THREADS={}", (cores / 4).max(1));
+    for pid in pids(&dir) {
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert!(env.split(|b| *b == 0).any(|v| v == want.as_bytes()), "node {pid} was not started with {want}");
+    }
+    assert!(sup.output().contains("async worker thread(s) each"), "{}", sup.output());
 
     // A second supervisor on the same DIR is refused, and disturbs nothing.
     let second = ordo()

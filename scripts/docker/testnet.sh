@@ -29,13 +29,16 @@ case "$cmd" in
       done
     fi
     docker network inspect $net >/dev/null 2>&1 || docker network create --subnet 172.28.0.0/24 $net >/dev/null
+    # The containers share this host's cores: each node runs its share as tokio workers, as
+    # `ordo testnet` gives its processes (docs/performance.md, eleventh round).
+    workers=$(( $(nproc) / n )); [ "$workers" -ge 1 ] || workers=1
     for i in $(seq 0 $((n-1))); do
       docker rm -f "ordo-node$i" >/dev/null 2>&1 || true
       docker volume create "ordo-data$i" >/dev/null
       docker run -d --name "ordo-node$i" --network $net --ip "172.28.0.$((10+i))" \
         -v "$dir:/net:ro" -v "$dir/node$i:/net/node$i" -v "ordo-data$i:/data" \
         -p "127.0.0.1:$((18080+i)):$((8080+i))" \
-        -e RUST_LOG=info ordo:local node --config "/net/node$i/config.toml" >/dev/null
+        -e RUST_LOG=info -e "TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-$workers}" ordo:local node --config "/net/node$i/config.toml" >/dev/null
       echo "ordo-node$i: api http://127.0.0.1:$((18080+i))"
     done
     ;;

@@ -62,6 +62,23 @@ struct Supervisor {
     socket: PathBuf,
     nodes: Vec<Node>,
     state: StateFile,
+    /// Each node's async worker threads (`TOKIO_WORKER_THREADS`), or `None` when the user set
+    /// that variable for the supervisor, which its nodes then inherit.
+    worker_threads: Option<usize>,
+}
+
+/// The variable tokio's multi-threaded runtime reads for its number of worker threads (by
+/// default one per core).
+const WORKER_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
+
+/// The async worker threads of each of `nodes` validators that share a machine of `cores`: its
+/// share of the cores, at least one. Every validator otherwise starts one worker per core, and
+/// four validators on two cores then keep eight workers (plus their verification threads)
+/// runnable on two cores: a 60k burst took 7% more CPU per transaction that way, and committed
+/// 8% less (docs/performance.md, eleventh round). Signature checks run on the blocking pool,
+/// not on the workers, so a node with one worker still verifies on every core.
+fn worker_threads_per_node(cores: usize, nodes: usize) -> usize {
+    (cores / nodes.max(1)).max(1)
 }
 
 /// `ordo testnet [--nodes] [--consensus] [--dir] [--p2p-port] [--api-port]`.
@@ -98,7 +115,15 @@ pub fn run(args: &TestnetArgs) -> anyhow::Result<()> {
             proc: Proc::Stopped { status: "not started".into() },
         })
         .collect();
-    let mut sup = Supervisor { dir: args.dir.clone(), exe: std::env::current_exe()?, socket, nodes, state };
+    let worker_threads = match std::env::var_os(WORKER_THREADS_ENV) {
+        Some(_) => None,
+        None => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Some(worker_threads_per_node(cores, genesis.validators.len()))
+        }
+    };
+    let mut sup =
+        Supervisor { dir: args.dir.clone(), exe: std::env::current_exe()?, socket, nodes, state, worker_threads };
     let result = sup.start_all(&genesis).and_then(|()| sup.watch(&queue, &stop));
     sup.stop_all();
     let Supervisor { socket, state, dir, .. } = sup;
@@ -143,6 +168,12 @@ impl Supervisor {
         }
         self.save();
         println!("{} validators running ({}); Ctrl-C stops them all", self.nodes.len(), genesis.consensus.as_str());
+        match self.worker_threads {
+            Some(n) => println!(
+                "they share this machine's cores: {n} async worker thread(s) each ({WORKER_THREADS_ENV} overrides)"
+            ),
+            None => println!("async worker threads per validator: {WORKER_THREADS_ENV} as set"),
+        }
         println!(
             "faults, from another terminal: `ordo testnet kill|pause|resume|restart NODE --dir {}` (NODE: node2, 2 or \
              leader); `ordo testnet nodes --dir {}` lists them",
@@ -194,6 +225,9 @@ impl Supervisor {
             .stdout(log.try_clone()?)
             .stderr(log)
             .process_group(0);
+        if let Some(n) = self.worker_threads {
+            cmd.env(WORKER_THREADS_ENV, n.to_string());
+        }
         // SAFETY: between fork and exec the closure calls only async-signal-safe functions.
         // The death signal is tied to the thread that forks, so every node is spawned from the
         // supervisor's main thread, which lives as long as the process.
@@ -460,6 +494,16 @@ fn signal_name(sig: i32) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validators_sharing_a_machine_split_its_cores() {
+        assert_eq!(worker_threads_per_node(2, 4), 1, "this machine: four validators on two cores");
+        assert_eq!(worker_threads_per_node(8, 4), 2);
+        assert_eq!(worker_threads_per_node(9, 4), 2, "whole threads only");
+        assert_eq!(worker_threads_per_node(64, 1), 64, "a lone validator keeps every core");
+        assert_eq!(worker_threads_per_node(1, 7), 1, "never none");
+        assert_eq!(worker_threads_per_node(4, 0), 4);
+    }
 
     #[test]
     fn exit_statuses_read_as_the_user_expects() {
