@@ -6,6 +6,8 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ordo_chain::{Keypair, Op, Transaction};
@@ -16,10 +18,28 @@ pub fn ordo() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ordo"))
 }
 
+/// Where `free_ports` looks: 20,000 up to 55,000.
+const PORTS_FROM: u32 = 20_000;
+const PORTS_SPAN: u32 = 35_000;
+
 /// Finds a base port with `n` free consecutive ports for p2p and `n` for the API.
+///
+/// The tests of one binary run at once, in threads of one process, and a range found free is
+/// only bound later, when the nodes start: two tests must never be handed the same range (a CI
+/// run once saw two of them start their node0s on the same ports). So each call takes the next
+/// range after the last one handed out in this process, from a random start (other test
+/// binaries and other processes), and skips any port found in use.
 pub fn free_ports(n: u16) -> (u16, u16) {
+    static START: OnceLock<u32> = OnceLock::new();
+    static HANDED_OUT: AtomicU32 = AtomicU32::new(0);
+    let start = *START.get_or_init(|| rand::random::<u32>() % PORTS_SPAN);
+    let width = 2 * u32::from(n);
     for _ in 0..200 {
-        let base = 20_000 + (rand::random::<u16>() % 35_000);
+        let offset = (start + HANDED_OUT.fetch_add(width, Ordering::Relaxed)) % PORTS_SPAN;
+        if offset + width > PORTS_SPAN {
+            continue;
+        }
+        let base = (PORTS_FROM + offset) as u16;
         let all_free = (0..2 * n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
         if all_free {
             return (base, base + n);
