@@ -41,9 +41,9 @@ r = json.load(open(sys.argv[1]))
 r = r[0] if isinstance(r, list) else r
 l = r["latency_ms"]
 lo = int(sys.argv[3]) / r["committed"] if r["committed"] else 0
-print("%-28s committed %6d/%-6d %7.0f tx/s  %.2f of ceiling %5.0f  p50 %7s  p99 %7s  max %7s ms  node CPU %s us/tx  sig checks %s/tx  loopback %.0f B/tx  view changes %s  refusals %s" % (
+print("%-28s committed %6d/%-6d %7.0f tx/s  %.2f of ceiling %5.0f  p50 %7s  p99 %7s  max %7s ms  node CPU %s us/tx  bench CPU %s us/tx  sig checks %s/tx  loopback %.0f B/tx  view changes %s  refusals %s" % (
     sys.argv[2], r["committed"], r["txs"], r["throughput_tx_per_s"] or 0, r["fraction_of_ceiling"] or 0,
-    r["ceiling_tx_per_s"], l["p50"], l["p99"], l["max"], r.get("node_cpu_us_per_tx"),
+    r["ceiling_tx_per_s"], l["p50"], l["p99"], l["max"], r.get("node_cpu_us_per_tx"), r.get("bench_cpu_us_per_tx"),
     r.get("signature_checks_per_tx"), lo, r["view_changes"], r["refusals"]), flush=True)
 EOF
 }

@@ -205,6 +205,7 @@ fn run_step(
         .context("no node answered GET /v1/status")?;
 
     let bar = progress_bar(step.txs as u64);
+    let bench_cpu_before = ordo_api::metrics::process_cpu_seconds();
     let started = Instant::now();
     let offer_secs = if step.rate > 0 { step.txs as f64 / step.rate as f64 } else { 0.0 };
     let deadline = started + Duration::from_secs_f64(offer_secs) + Duration::from_secs(a.timeout);
@@ -239,6 +240,7 @@ fn run_step(
         (seen, tallies)
     });
     let submit_seconds = started.elapsed().as_secs_f64();
+    let bench_cpu = (ordo_api::metrics::process_cpu_seconds() - bench_cpu_before).max(0.0);
     bar.finish_and_clear();
     let after = read_nodes(&reader, urls);
 
@@ -308,6 +310,8 @@ fn run_step(
         node_cpu_us_per_tx: node_cpu
             .filter(|_| seen.committed > 0)
             .map(|c| report::round(c * 1e6 / seen.committed as f64, 1)),
+        bench_cpu_seconds: report::round(bench_cpu, 3),
+        bench_cpu_us_per_tx: (seen.committed > 0).then(|| report::round(bench_cpu * 1e6 / seen.committed as f64, 1)),
         signature_checks: checks,
         signature_checks_per_tx: checks
             .filter(|_| seen.committed > 0)

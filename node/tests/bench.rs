@@ -77,6 +77,11 @@ fn a_small_run_and_a_sweep_report_what_the_chain_holds() {
     let cpu: f64 = nodes.iter().map(|n| f(&n["cpu_seconds"])).sum();
     assert!((f(&r["node_cpu_seconds"]) - cpu).abs() < 0.01, "{r}");
     assert!((f(&r["node_cpu_us_per_tx"]) - cpu * 1e6 / 2000.0).abs() < 10.0, "{r}");
+    // The bench's own CPU while it offered and followed: it sent 2,000 transactions and read
+    // their blocks, which takes time it cannot hide either; per transaction, that over 2,000.
+    let bench_cpu = f(&r["bench_cpu_seconds"]);
+    assert!(bench_cpu > 0.0, "{r}");
+    assert!((f(&r["bench_cpu_us_per_tx"]) - bench_cpu * 1e6 / 2000.0).abs() < 10.0, "{r}");
 
     // The blocks it covers hold at least its transactions, from its 200 senders.
     let (first, last) = (r["first_height"].as_u64().unwrap(), r["last_height"].as_u64().unwrap());

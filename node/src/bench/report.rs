@@ -133,6 +133,12 @@ pub struct StepReport {
     /// transaction. On a shared machine it moves far less than throughput does, so it is the
     /// figure to compare two builds by when a change removes work.
     pub node_cpu_us_per_tx: Option<f64>,
+    /// CPU seconds this bench process used from the first offer to the last commit it saw: its
+    /// submitters, the chain follower and any subscribers (not the signing, done before). It
+    /// runs on the nodes' cores, so what it takes they cannot use.
+    pub bench_cpu_seconds: f64,
+    /// `bench_cpu_seconds` per committed transaction, in microseconds.
+    pub bench_cpu_us_per_tx: Option<f64>,
     /// Signatures all the nodes checked during the step, when every node reported it.
     pub signature_checks: Option<u64>,
     /// `signature_checks` per committed transaction. Each validator should check each
@@ -284,6 +290,12 @@ pub fn step_text(r: &StepReport) -> Vec<String> {
     }
     if let (Some(cpu), Some(per_tx)) = (r.node_cpu_seconds, r.node_cpu_us_per_tx) {
         lines.push(format!("node CPU: {cpu:.2} s in all nodes = {per_tx:.1} µs per committed transaction"));
+    }
+    if let Some(per_tx) = r.bench_cpu_us_per_tx {
+        lines.push(format!(
+            "bench CPU: {:.2} s offering and following = {per_tx:.1} µs per committed transaction",
+            r.bench_cpu_seconds
+        ));
     }
     if let (Some(checks), Some(per_tx)) = (r.signature_checks, r.signature_checks_per_tx) {
         lines.push(format!(
