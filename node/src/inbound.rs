@@ -21,11 +21,32 @@ use crate::driver::{DriverInput, Inbound};
 use crate::shared::{now_ms, Shared};
 use crate::wire;
 
-/// Peer consensus messages being verified at once.
-pub const VERIFY_CONCURRENCY: usize = 4;
-/// Gossiped transaction batches being verified at once. Apart from the consensus permits, so
-/// that a flood of transactions never delays the votes that would order it.
-pub const GOSSIP_VERIFY_CONCURRENCY: usize = 2;
+/// How many verifications run at once, in proportion to the cores this node may use: its
+/// async worker threads (one per core alone on a machine; its share of them when validators
+/// share one, as `ordo testnet`'s do). More threads than that only queue on the cores, and
+/// their switching is paid for in every signature they check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyConcurrency {
+    /// Peer consensus messages being verified at once: two per worker, so that a vote never
+    /// waits behind one long PRE-PREPARE.
+    pub consensus: usize,
+    /// Gossiped transaction batches being verified at once: one per worker. Apart from the
+    /// consensus permits, so that a flood of transactions never delays the votes that would
+    /// order it.
+    pub gossip: usize,
+}
+
+impl VerifyConcurrency {
+    pub fn for_workers(workers: usize) -> Self {
+        let workers = workers.max(1);
+        Self { consensus: 2 * workers, gossip: workers }
+    }
+
+    /// For the runtime this is called on.
+    pub fn for_this_runtime() -> Self {
+        Self::for_workers(tokio::runtime::Handle::current().metrics().num_workers())
+    }
+}
 /// Gossiped transaction batches waiting for verification.
 pub const GOSSIP_QUEUE_CAPACITY: usize = 1024;
 
@@ -105,9 +126,11 @@ pub async fn p2p_events<V: Verifier>(
     mut events: mpsc::Receiver<P2pEvent>,
     shutdown: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(VERIFY_CONCURRENCY));
+    let concurrency = VerifyConcurrency::for_this_runtime();
+    debug!(consensus = concurrency.consensus, gossip = concurrency.gossip, "verification permits");
+    let permits = Arc::new(Semaphore::new(concurrency.consensus));
     let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE_CAPACITY);
-    tokio::spawn(gossip_worker(shared.clone(), gossip_rx));
+    tokio::spawn(gossip_worker(shared.clone(), gossip_rx, concurrency.gossip));
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -175,10 +198,10 @@ pub async fn p2p_events<V: Verifier>(
     }
 }
 
-/// Verifies queued transaction gossip, `GOSSIP_VERIFY_CONCURRENCY` batches at a time, until the
-/// event loop drops the queue's sender.
-async fn gossip_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<(PublicKey, Vec<u8>)>) {
-    let permits = Arc::new(Semaphore::new(GOSSIP_VERIFY_CONCURRENCY));
+/// Verifies queued transaction gossip, `concurrency` batches at a time, until the event loop
+/// drops the queue's sender.
+async fn gossip_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<(PublicKey, Vec<u8>)>, concurrency: usize) {
+    let permits = Arc::new(Semaphore::new(concurrency));
     while let Some((from, bytes)) = rx.recv().await {
         shared.inbound_stats.gossip_queued.fetch_sub(1, Ordering::Relaxed);
         let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
@@ -276,5 +299,21 @@ mod tests {
         assert_eq!(stats.explain(&primary, 10_000).loop_waiting_ms, 500);
         stats.wait_ended();
         assert_eq!(stats.explain(&primary, 10_000).loop_waiting_ms, 0);
+    }
+
+    #[test]
+    fn verification_permits_follow_the_cores_a_node_may_use() {
+        // Alone on this 2-core machine (tokio's default, one worker per core): as before, 4 + 2.
+        assert_eq!(VerifyConcurrency::for_workers(2), VerifyConcurrency { consensus: 4, gossip: 2 });
+        // One of four validators sharing it (`ordo testnet`): one worker, so 2 + 1.
+        assert_eq!(VerifyConcurrency::for_workers(1), VerifyConcurrency { consensus: 2, gossip: 1 });
+        // Never none, whatever a runtime reports.
+        assert_eq!(VerifyConcurrency::for_workers(0), VerifyConcurrency::for_workers(1));
+        assert_eq!(VerifyConcurrency::for_workers(16), VerifyConcurrency { consensus: 32, gossip: 16 });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+    async fn the_runtime_s_workers_set_the_permits() {
+        assert_eq!(VerifyConcurrency::for_this_runtime(), VerifyConcurrency { consensus: 6, gossip: 3 });
     }
 }
