@@ -11,6 +11,7 @@
 //! The ledger knows nothing of HTTP or of consensus; what the API keeps of each admission and
 //! commit it keeps through a [`LedgerObserver`].
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -105,6 +106,35 @@ impl Ledger {
         Ok(pending.into_iter().zip(committed).map(|(p, c)| c || (p && pending_answer)).collect())
     }
 
+    /// The committed transactions among `ids`, as this node stored them (signature included),
+    /// `None` for the others: one batched read of the index, then each block that holds some of
+    /// them read once. What a view change's proofs bring again, batches this node committed
+    /// already, is then compared with what it verified when it committed them instead of being
+    /// checked again: up to a whole watermark window of transactions per message under load.
+    pub fn committed_txs(&self, ids: &[Hash]) -> Result<Vec<Option<VerifiedTx>>, ChainError> {
+        let committed = self.store.committed(ids)?;
+        let mut found: Vec<Option<VerifiedTx>> = vec![None; ids.len()];
+        let mut by_height: BTreeMap<u64, Vec<(usize, u32)>> = BTreeMap::new();
+        for (i, id) in ids.iter().enumerate().filter(|(i, _)| committed[*i]) {
+            if let Some(location) = self.store.tx_location(id)? {
+                by_height.entry(location.height).or_default().push((i, location.index));
+            }
+        }
+        for (height, wanted) in by_height {
+            let block = self
+                .store
+                .block(height)?
+                .ok_or_else(|| ChainError::Corrupt(format!("transaction index points at missing block {height}")))?;
+            for (i, index) in wanted {
+                let tx = block.txs.get(index as usize).ok_or_else(|| {
+                    ChainError::Corrupt(format!("transaction index points past block {height} ({index})"))
+                })?;
+                found[i] = Some(VerifiedTx::from_trusted_store(tx.clone()));
+            }
+        }
+        Ok(found)
+    }
+
     /// Stores a block and its state writes in one synced write, then drops its transactions
     /// from the mempool, then tells the observers. On a store error nothing else changes.
     pub fn commit(&self, block: &Block, writes: &[Op]) -> Result<(), ChainError> {
@@ -138,7 +168,6 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::Mutex;
 
     use super::*;
@@ -231,6 +260,25 @@ mod tests {
         assert_eq!(ledger.committed(&ids).unwrap(), [true, false, false, false]);
         assert_eq!(ledger.known(&ids).unwrap(), [true, true, true, false]);
         assert_eq!(ledger.committed(&[]).unwrap(), Vec::<bool>::new());
+    }
+
+    #[test]
+    fn committed_transactions_come_back_as_stored_and_nothing_else_does() {
+        let (ledger, _, genesis) = ledger();
+        let txs: Vec<VerifiedTx> = (0..5).map(tx).collect();
+        let header = BatchHeader::for_txs(1, 1, Keypair::from_seed([1; 32]).public(), &txs[..2]);
+        let (b1, exec) = Block::build(CHAIN, &genesis, header, &txs[..2], &[false; 2], None);
+        ledger.commit(&b1, &exec.writes).unwrap();
+        let header = BatchHeader::for_txs(2, 2, Keypair::from_seed([1; 32]).public(), &txs[2..3]);
+        let (b2, exec) = Block::build(CHAIN, &b1, header, &txs[2..3], &[false], None);
+        ledger.commit(&b2, &exec.writes).unwrap();
+        ledger.admit(vec![txs[3].clone()]).unwrap();
+        // Two committed in block 1, one in block 2, one pending, one unknown; in any order.
+        let ids = [txs[4].id(), txs[2].id(), txs[1].id(), txs[3].id(), txs[0].id()];
+        let found = ledger.committed_txs(&ids).unwrap();
+        let got: Vec<Option<&Transaction>> = found.iter().map(|f| f.as_ref().map(VerifiedTx::tx)).collect();
+        assert_eq!(got, [None, Some(txs[2].tx()), Some(txs[1].tx()), None, Some(txs[0].tx())]);
+        assert_eq!(ledger.committed_txs(&[]).unwrap().len(), 0);
     }
 
     #[test]

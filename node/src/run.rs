@@ -155,6 +155,25 @@ fn build_raft(s: &Setup) -> anyhow::Result<(RaftEngine, RaftVerifyContext)> {
     Ok((engine, ctx))
 }
 
+/// Fills the gaps of `found` (one entry per id) with the transactions this node committed. A
+/// store error leaves them empty: they are then checked as if new, which costs time, never
+/// safety.
+fn from_store_where_missing(ledger: &Ledger, ids: &[ordo_chain::Hash], found: &mut [Option<ordo_chain::VerifiedTx>]) {
+    let missing: Vec<usize> = (0..ids.len()).filter(|&i| found[i].is_none()).collect();
+    if missing.is_empty() {
+        return;
+    }
+    let missing_ids: Vec<ordo_chain::Hash> = missing.iter().map(|&i| ids[i]).collect();
+    match ledger.committed_txs(&missing_ids) {
+        Ok(committed) => {
+            for (i, tx) in missing.into_iter().zip(committed) {
+                found[i] = tx;
+            }
+        }
+        Err(e) => warn!(error = %e, "could not read committed transactions back; checking them again"),
+    }
+}
+
 /// The PBFT replica and its verifier, restored from the store.
 fn build_pbft(s: &Setup, genesis_hash: ordo_chain::Hash) -> anyhow::Result<(Replica, VerifyContext)> {
     let mut pbft = pbft_config(&s.genesis);
@@ -166,12 +185,20 @@ fn build_pbft(s: &Setup, genesis_hash: ordo_chain::Hash) -> anyhow::Result<(Repl
     // waiting for those whose gossip is being checked at this moment (`inflight`). And the ones
     // a PRE-PREPARE brings first are claimed while they are checked and then admitted to the
     // mempool, so that their gossip, arriving later or meanwhile, is not checked again either.
+    // The batches a view change's proofs carry (`reported` false: VIEW-CHANGE and NEW-VIEW
+    // bodies, fetched blocks) are often ones this node committed already, whose transactions
+    // left the mempool: those are taken from the store, as it verified them. A PRE-PREPARE's
+    // new transactions are not looked for there, so that path costs no store read.
     let mempool = s.ledger.mempool().clone();
     let inflight = s.inflight.clone();
     let ledger = s.ledger.clone();
+    let committed_ledger = s.ledger.clone();
     let verify_ctx = VerifyContext::new(s.genesis.committee(), s.rules.clone(), &pbft)
         .with_known_txs(Arc::new(move |ids: &[ordo_chain::Hash], reported: bool| {
-            let (found, claim) = inflight.recall(ids, reported, |ids| mempool.get_many(ids));
+            let (mut found, claim) = inflight.recall(ids, reported, |ids| mempool.get_many(ids));
+            if !reported {
+                from_store_where_missing(&committed_ledger, ids, &mut found);
+            }
             (found, Box::new(claim) as Lease)
         }))
         .with_fresh_txs(Arc::new(move |txs| {
