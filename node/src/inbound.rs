@@ -47,13 +47,14 @@ impl VerifyConcurrency {
         Self::for_workers(tokio::runtime::Handle::current().metrics().num_workers())
     }
 }
+
 /// Gossiped transaction batches waiting for verification.
 pub const GOSSIP_QUEUE_CAPACITY: usize = 1024;
 /// The most bytes of gossip checked as one ed25519 batch (about 2,500 transactions of the
 /// usual size). Gossip that queued while every permit was taken is checked together: a batch
 /// check costs less per signature the larger it is, and only a node already busy coalesces, so
 /// an idle one adds no delay (docs/performance.md, twelfth round: at 20,000 tx/s offered in
-/// requests of 200, p99 324–340 ms against 439–1,418 ms).
+/// requests of 200, p99 324–689 ms against 439–1,861 ms over five A/B rounds).
 pub const GOSSIP_COALESCE_MAX_BYTES: usize = 512 * 1024;
 
 /// What the inbound path is doing now, kept so that a node that suspects its primary can say
