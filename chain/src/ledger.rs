@@ -121,18 +121,19 @@ impl Ledger {
             }
         }
         for (height, wanted) in by_height {
-            let block = self
-                .store
-                .block(height)?
-                .ok_or_else(|| ChainError::Corrupt(format!("transaction index points at missing block {height}")))?;
+            let block = self.indexed_block(height)?;
             for (i, index) in wanted {
-                let tx = block.txs.get(index as usize).ok_or_else(|| {
-                    ChainError::Corrupt(format!("transaction index points past block {height} ({index})"))
-                })?;
-                found[i] = Some(VerifiedTx::from_trusted_store(tx.clone()));
+                found[i] = Some(VerifiedTx::from_trusted_store(indexed_tx(&block, index)?.clone()));
             }
         }
         Ok(found)
+    }
+
+    /// The block the transaction index points at; its absence is corruption.
+    fn indexed_block(&self, height: u64) -> Result<Block, ChainError> {
+        self.store
+            .block(height)?
+            .ok_or_else(|| ChainError::Corrupt(format!("transaction index points at missing block {height}")))
     }
 
     /// Stores a block and its state writes in one synced write, then drops its transactions
@@ -156,14 +157,19 @@ impl Ledger {
         let Some(location) = self.store.tx_location(id)? else {
             return Ok(None);
         };
-        let block = self.store.block(location.height)?.ok_or_else(|| {
-            ChainError::Corrupt(format!("transaction index points at missing block {}", location.height))
-        })?;
-        let tx = block.txs.get(location.index as usize).cloned().ok_or_else(|| {
-            ChainError::Corrupt(format!("transaction index points past block {} ({})", location.height, location.index))
-        })?;
+        let block = self.indexed_block(location.height)?;
+        let tx = indexed_tx(&block, location.index)?.clone();
         Ok(Some(TxStatus::Committed { location, tx }))
     }
+}
+
+/// The transaction at `index` of a block the transaction index points at; its absence is
+/// corruption.
+fn indexed_tx(block: &Block, index: u32) -> Result<&Transaction, ChainError> {
+    block
+        .txs
+        .get(index as usize)
+        .ok_or_else(|| ChainError::Corrupt(format!("transaction index points past block {} ({index})", block.height())))
 }
 
 #[cfg(test)]

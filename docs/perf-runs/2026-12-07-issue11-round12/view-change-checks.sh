@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vc2.sh BIN: a 60k burst, then the leader killed, then 2,000 through the survivors: their
+# view-change-checks.sh BIN: a 60k burst, then the leader killed, then 2,000 through the survivors: their
 # batched checks across the view change, and the bench's figures.
 B=$1
 pkill -INT -f "testnet --dir /tmp/user/net" ; sleep 2; rm -rf /tmp/user/net
