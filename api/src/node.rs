@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ordo_chain::ledger::{Ledger, LedgerObserver, TxStatus};
-use ordo_chain::mempool::{Admission, Mempool, MempoolStats};
+use ordo_chain::mempool::{Admission, Mempool, MempoolStats, Origin};
 use ordo_chain::store::Store;
 use ordo_chain::{Block, Hash, PublicKey, TxRules, VerifiedTx};
 use ordo_genesis::{ConsensusKind, ValidatorInfo};
@@ -283,9 +283,10 @@ impl LocalChain {
         &self.view.metrics
     }
 
-    /// Offers verified transactions to the ledger (see [`Ledger::admit`]).
+    /// Offers a client's verified transactions to the ledger, within the clients' share of the
+    /// mempool (see [`Ledger::admit`] and [`Origin`]).
     pub fn admit(&self, txs: Vec<VerifiedTx>) -> Result<Vec<Admission>, ApiError> {
-        Ok(self.ledger.admit(txs)?)
+        Ok(self.ledger.admit(txs, Origin::Client)?)
     }
 
     /// Where a transaction is (see [`Ledger::lookup`]).

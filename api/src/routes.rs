@@ -33,7 +33,7 @@ use crate::wire::{
     ValidatorsJson,
 };
 use ordo_chain::ledger::TxStatus;
-use ordo_chain::mempool::Admission;
+use ordo_chain::mempool::{Admission, Origin};
 
 /// The page size of `GET /v1/blocks` when `limit` is absent.
 pub const BLOCKS_PAGE_DEFAULT: usize = 20;
@@ -88,6 +88,45 @@ fn ensure_ready(node: &dyn NodeHandle, config: &ApiConfig, txs: usize) -> Result
             Err(ApiError::NotReady { reason, retry_after_secs: config.retry_after_secs })
         }
     }
+}
+
+/// Refuses, before their signatures are checked, a client's new transactions that the mempool
+/// has no room left for (`mempool_full`), counting the room in transactions: checked, they
+/// would be refused all the same, and on an overloaded node those checks took the cores the
+/// committee needed to drain the backlog (docs/performance.md, thirteenth round). A transaction
+/// whose id is pending or committed still takes the usual path, so its answer does not change
+/// (its status; `bad_signature` for a forged copy); so do items that are errors already.
+/// Admission checks both limits again, as other requests may take the room meanwhile.
+fn refuse_what_does_not_fit(
+    node: &dyn NodeHandle,
+    items: Vec<Result<Transaction, ApiError>>,
+    config: &ApiConfig,
+) -> Result<Vec<Result<Transaction, ApiError>>, ApiError> {
+    let ledger = node.chain().ledger();
+    let mut room = ledger.mempool().room(Origin::Client).txs;
+    if room >= items.len() {
+        return Ok(items);
+    }
+    let ids: Vec<Hash> = items.iter().filter_map(|i| i.as_ref().ok()).map(Transaction::tx_id).collect();
+    let mut known = ledger.known(&ids)?.into_iter();
+    let mut refused = 0u64;
+    let items = items
+        .into_iter()
+        .map(|item| match item {
+            Ok(tx) if !known.next().expect("one answer per id") => {
+                if room > 0 {
+                    room -= 1;
+                    Ok(tx)
+                } else {
+                    refused += 1;
+                    Err(ApiError::MempoolFull { retry_after_secs: config.retry_after_secs })
+                }
+            }
+            other => other,
+        })
+        .collect();
+    node.chain().metrics().rejected(RejectReason::full, refused);
+    Ok(items)
 }
 
 /// The answer for one offered transaction, exactly what `POST /v1/transactions` sends for it.
@@ -170,6 +209,8 @@ pub async fn submit_tx(State(app): State<AppState>, headers: HeaderMap, body: Bo
     let node = app.node.clone();
     let config = app.config;
     let answer = blocking(move || {
+        let tx =
+            refuse_what_does_not_fit(node.as_ref(), vec![Ok(tx)], &config)?.pop().expect("one item in, one out")?;
         let verified =
             node.tx_rules().verify(tx).inspect_err(|_| node.chain().metrics().rejected(RejectReason::invalid, 1))?;
         let outcomes = node.submit(vec![verified.clone()])?;
@@ -225,7 +266,7 @@ pub async fn submit_batch(State(app): State<AppState>, headers: HeaderMap, body:
         // Verify every well-formed item in one batch, then offer the verified ones in one call.
         let mut results: Vec<Result<Option<VerifiedTx>, ApiError>> = Vec::with_capacity(parsed.len());
         let mut to_verify: Vec<Transaction> = Vec::new();
-        for item in parsed {
+        for item in refuse_what_does_not_fit(node.as_ref(), parsed, &config)? {
             match item {
                 Ok(tx) => {
                     to_verify.push(tx);

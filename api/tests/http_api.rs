@@ -322,6 +322,44 @@ async fn mempool_full_is_503_with_retry_after() {
     assert_eq!(h.snapshot(), before);
 }
 
+/// With no room left for clients, a new transaction is refused before its signature is checked
+/// (a forged one is answered `mempool_full`, not `bad_signature`: nothing checked it), while a
+/// known id is answered as ever, a forged copy of it included.
+#[tokio::test]
+async fn a_full_mempool_refuses_new_transactions_before_checking_them() {
+    // Clients fill three of the four places.
+    let h = Harness::start_with(
+        ApiConfig { retry_after_secs: 3, ..ApiConfig::default() },
+        MempoolConfig { max_txs: 4, max_bytes: 1 << 20 },
+    )
+    .await;
+    let admitted: Vec<Transaction> = (1..=3).map(|n| put(n, "k", "v")).collect();
+    let resp = h.post_json("/v1/transactions/batch", &json!(admitted)).await;
+    let items: Vec<Value> = resp.json().await.unwrap();
+    assert!(items.iter().all(|i| i["status"] == "pending"), "{items:?}");
+    let before = h.snapshot();
+
+    let mut forged_new = put(10, "k", "v");
+    forged_new.nonce = 11; // the signature no longer matches
+    let mut forged_copy = admitted[0].clone();
+    forged_copy.signature = admitted[1].signature;
+    let resp =
+        h.post_json("/v1/transactions/batch", &json!([admitted[0], forged_copy, forged_new, put(12, "k", "v")])).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(retry_after(resp.headers()), 3);
+    let items: Vec<Value> = resp.json().await.unwrap();
+    assert_eq!(items[0]["status"], "pending", "a known transaction gets its status: {items:?}");
+    assert_eq!(items[1]["error"]["code"], "bad_signature", "a forged copy of a known id is still checked");
+    assert_eq!(items[2]["error"]["code"], "mempool_full", "a new one is refused unchecked");
+    assert_eq!(items[3]["error"]["code"], "mempool_full");
+    let resp = h.post_json("/v1/transactions", &serde_json::to_value(&forged_new).unwrap()).await;
+    let headers = assert_error(resp, StatusCode::SERVICE_UNAVAILABLE, "mempool_full").await;
+    assert_eq!(retry_after(&headers), 3);
+    let resp = h.post_json("/v1/transactions", &serde_json::to_value(&admitted[2]).unwrap()).await;
+    assert_eq!(resp.status(), StatusCode::OK, "a known one is answered with its status, full or not");
+    assert_eq!(h.snapshot(), before);
+}
+
 #[tokio::test]
 async fn not_ready_refuses_submissions_with_503() {
     let h = Harness::start().await;

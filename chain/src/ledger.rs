@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::mempool::{committed_unless_pending, Admission, Mempool, MempoolStats};
+use crate::mempool::{committed_unless_pending, Admission, Mempool, MempoolStats, Origin};
 use crate::store::{Store, TxLocation};
 use crate::{Block, ChainError, Hash, Op, Transaction, VerifiedTx};
 
@@ -76,10 +76,10 @@ impl Ledger {
         &self.mempool
     }
 
-    /// Offers verified transactions to the mempool, deduplicated against it and the store; one
-    /// outcome per transaction, in order.
-    pub fn admit(&self, txs: Vec<VerifiedTx>) -> Result<Vec<Admission>, ChainError> {
-        let outcomes = self.mempool.admit(self.store.as_ref(), txs)?;
+    /// Offers verified transactions to the mempool, deduplicated against it and the store,
+    /// within the limits of their `origin`; one outcome per transaction, in order.
+    pub fn admit(&self, txs: Vec<VerifiedTx>, origin: Origin) -> Result<Vec<Admission>, ChainError> {
+        let outcomes = self.mempool.admit(self.store.as_ref(), txs, origin)?;
         let pending = self.mempool.stats();
         self.each_observer(|o| o.admitted(&outcomes, pending));
         Ok(outcomes)
@@ -234,7 +234,7 @@ mod tests {
     fn commit_stores_then_empties_the_mempool_then_tells_observers() {
         let (ledger, log, genesis) = ledger();
         let txs: Vec<VerifiedTx> = (0..3).map(tx).collect();
-        assert_eq!(ledger.admit(txs.clone()).unwrap(), vec![Admission::Admitted; 3]);
+        assert_eq!(ledger.admit(txs.clone(), Origin::Client).unwrap(), vec![Admission::Admitted; 3]);
         assert!(matches!(ledger.lookup(&txs[0].id()).unwrap(), Some(TxStatus::Pending(_))));
 
         let header = BatchHeader::for_txs(1, 1, Keypair::from_seed([1; 32]).public(), &txs[..2]);
@@ -246,7 +246,7 @@ mod tests {
         assert!(matches!(ledger.lookup(&txs[2].id()).unwrap(), Some(TxStatus::Pending(_))));
         assert_eq!(ledger.lookup(&Hash::ZERO).unwrap(), None);
         // Admitting a committed one again changes nothing.
-        assert_eq!(ledger.admit(vec![txs[0].clone()]).unwrap(), vec![Admission::AlreadyCommitted]);
+        assert_eq!(ledger.admit(vec![txs[0].clone()], Origin::Client).unwrap(), vec![Admission::AlreadyCommitted]);
         assert_eq!(
             *log.seen.lock().unwrap(),
             ["admitted 3 pending 3", "committed 1 pending 1", "admitted 1 pending 1"]
@@ -257,7 +257,7 @@ mod tests {
     fn committed_and_known_ask_the_store_only_for_what_is_not_pending() {
         let (ledger, _, genesis) = ledger();
         let txs: Vec<VerifiedTx> = (0..4).map(tx).collect();
-        ledger.admit(txs[..3].to_vec()).unwrap();
+        ledger.admit(txs[..3].to_vec(), Origin::Client).unwrap();
         let header = BatchHeader::for_txs(1, 1, Keypair::from_seed([1; 32]).public(), &txs[..1]);
         let (block, exec) = Block::build(CHAIN, &genesis, header, &txs[..1], &[false], None);
         ledger.commit(&block, &exec.writes).unwrap();
@@ -278,7 +278,7 @@ mod tests {
         let header = BatchHeader::for_txs(2, 2, Keypair::from_seed([1; 32]).public(), &txs[2..3]);
         let (b2, exec) = Block::build(CHAIN, &b1, header, &txs[2..3], &[false], None);
         ledger.commit(&b2, &exec.writes).unwrap();
-        ledger.admit(vec![txs[3].clone()]).unwrap();
+        ledger.admit(vec![txs[3].clone()], Origin::Client).unwrap();
         // Two committed in block 1, one in block 2, one pending, one unknown; in any order.
         let ids = [txs[4].id(), txs[2].id(), txs[1].id(), txs[3].id(), txs[0].id()];
         let found = ledger.committed_txs(&ids).unwrap();
@@ -291,7 +291,7 @@ mod tests {
     fn a_refused_commit_changes_nothing_and_tells_nobody() {
         let (ledger, log, genesis) = ledger();
         let txs: Vec<VerifiedTx> = (0..2).map(tx).collect();
-        ledger.admit(txs.clone()).unwrap();
+        ledger.admit(txs.clone(), Origin::Client).unwrap();
         // Height 2 on top of height 0: the store refuses it.
         let header = BatchHeader::for_txs(1, 2, Keypair::from_seed([1; 32]).public(), &txs);
         let (mut block, exec) = Block::build(CHAIN, &genesis, header, &txs, &[false; 2], None);

@@ -50,6 +50,23 @@ impl Default for MempoolConfig {
 }
 
 impl MempoolConfig {
+    /// The limits a client's transaction is admitted within: three quarters of each, at least
+    /// one transaction and one byte (see [`Origin`]).
+    pub fn client_share(&self) -> MempoolConfig {
+        MempoolConfig {
+            max_txs: (self.max_txs - self.max_txs / 4).max(1),
+            max_bytes: (self.max_bytes - self.max_bytes / 4).max(1),
+        }
+    }
+
+    /// The limits a transaction from `origin` is admitted within.
+    pub fn for_origin(&self, origin: Origin) -> MempoolConfig {
+        match origin {
+            Origin::Client => self.client_share(),
+            Origin::Peer => *self,
+        }
+    }
+
     /// Checks every rule once at start-up: a zero limit would refuse every transaction.
     pub fn validate(&self) -> Result<(), ChainError> {
         if self.max_txs == 0 {
@@ -62,6 +79,24 @@ impl MempoolConfig {
     }
 }
 
+/// Who offers a transaction, which sets how much of the mempool it may fill.
+///
+/// Clients may fill it to [`MempoolConfig::client_share`] (three quarters); the last quarter
+/// only takes transactions another validator admitted first (gossip, re-gossip, a
+/// PRE-PREPARE). Under overload every validator's API stops admitting at the same mark, so the
+/// gossip of what the others acknowledged meanwhile still finds room: each validator keeps
+/// holding every acknowledged transaction, and the primary has what its backups wait for. With
+/// one limit for both, a validator full of its own clients' transactions dropped the others'
+/// gossip, each held a different part of the backlog, and a primary that had proposed all of
+/// its own was suspected for the rest (docs/performance.md, thirteenth round).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Submitted to this node's API.
+    Client,
+    /// Received from another validator.
+    Peer,
+}
+
 /// What happened to one transaction offered to the mempool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -71,7 +106,7 @@ pub enum Admission {
     AlreadyPending,
     /// A transaction with the same `tx_id` is already committed; nothing changed.
     AlreadyCommitted,
-    /// Admitting it would break the count or byte limit; nothing changed.
+    /// Admitting it would break the count or byte limit (for its [`Origin`]); nothing changed.
     Full,
 }
 
@@ -134,13 +169,20 @@ impl Mempool {
 
     /// Offers `txs`, in order, and returns one outcome per transaction. A transaction whose
     /// `tx_id` is pending (including one earlier in `txs`) or committed in `store` changes
-    /// nothing; so does one that would break a limit, while later, smaller ones may still fit.
+    /// nothing; so does one that would break a limit of its `origin`, while later, smaller ones
+    /// may still fit.
     ///
     /// Only the ids not pending here are asked of the store (one batched read): a pending
     /// transaction is a duplicate whatever the store says. The store is asked while the mempool
     /// is locked, so a commit that lands in between is seen either here (`AlreadyCommitted`) or
     /// by the `remove_committed` that follows it.
-    pub fn admit<S: Store + ?Sized>(&self, store: &S, txs: Vec<VerifiedTx>) -> Result<Vec<Admission>, ChainError> {
+    pub fn admit<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        txs: Vec<VerifiedTx>,
+        origin: Origin,
+    ) -> Result<Vec<Admission>, ChainError> {
+        let limits = self.config.for_origin(origin);
         let mut inner = self.lock();
         let ids: Vec<Hash> = txs.iter().map(VerifiedTx::id).collect();
         let pending: Vec<bool> = ids.iter().map(|id| inner.index.contains_key(id)).collect();
@@ -155,9 +197,7 @@ impl Mempool {
                     Admission::AlreadyPending
                 } else if was_committed {
                     Admission::AlreadyCommitted
-                } else if inner.queue.len() >= self.config.max_txs
-                    || inner.bytes + tx.wire_len() > self.config.max_bytes
-                {
+                } else if inner.queue.len() >= limits.max_txs || inner.bytes + tx.wire_len() > limits.max_bytes {
                     Admission::Full
                 } else {
                     let seq = inner.next_seq;
@@ -237,6 +277,18 @@ impl Mempool {
         ids.iter().map(|id| inner.index.contains_key(id)).collect()
     }
 
+    /// How many more transactions, and bytes of them, `origin` may add now. Callers ask before
+    /// checking signatures, so that an overloaded node does not verify what it would then
+    /// refuse; admission checks the limits again, as others may take the room meanwhile.
+    pub fn room(&self, origin: Origin) -> MempoolStats {
+        let limits = self.config.for_origin(origin);
+        let inner = self.lock();
+        MempoolStats {
+            txs: limits.max_txs.saturating_sub(inner.queue.len()),
+            bytes: limits.max_bytes.saturating_sub(inner.bytes),
+        }
+    }
+
     pub fn stats(&self) -> MempoolStats {
         let inner = self.lock();
         MempoolStats { txs: inner.queue.len(), bytes: inner.bytes }
@@ -292,6 +344,41 @@ mod tests {
     }
 
     #[test]
+    fn clients_fill_three_quarters_and_peers_the_rest() {
+        let m = pool(8, 1 << 20);
+        assert_eq!(m.config().client_share(), MempoolConfig { max_txs: 6, max_bytes: 786_432 });
+        let out = m.admit(&MemStore::new(), (1..=7).map(tx).collect(), Origin::Client).unwrap();
+        assert_eq!(out[..6], [Admission::Admitted; 6]);
+        assert_eq!(out[6], Admission::Full, "the seventh is over the clients' share");
+        assert_eq!((m.room(Origin::Client).txs, m.room(Origin::Peer).txs), (0, 2));
+        // A duplicate is still answered as one, full or not.
+        assert_eq!(m.admit(&MemStore::new(), vec![tx(1)], Origin::Client).unwrap(), [Admission::AlreadyPending]);
+        // Another validator's transactions take the last quarter, and no more.
+        let out = m.admit(&MemStore::new(), vec![tx(7), tx(8), tx(9)], Origin::Peer).unwrap();
+        assert_eq!(out, [Admission::Admitted, Admission::Admitted, Admission::Full]);
+        assert_eq!(m.room(Origin::Peer).txs, 0);
+        assert_eq!(m.len(), 8);
+        // Room comes back to clients only below their share again.
+        m.remove_committed(&ids(&[tx(1)]));
+        assert_eq!((m.room(Origin::Client).txs, m.room(Origin::Peer).txs), (0, 1));
+        m.remove_committed(&ids(&[tx(2), tx(3)]));
+        assert_eq!((m.room(Origin::Client).txs, m.room(Origin::Peer).txs), (1, 3));
+        assert_eq!(m.room(Origin::Peer).bytes, (1 << 20) - m.stats().bytes);
+        // The bytes are shared the same way, and a tiny mempool still takes one client transaction.
+        let bytes = tx(1).wire_len();
+        let m = pool(100, 4 * bytes);
+        let out = m.admit(&MemStore::new(), (1..=5).map(tx).collect(), Origin::Client).unwrap();
+        assert_eq!(
+            out,
+            [Admission::Admitted, Admission::Admitted, Admission::Admitted, Admission::Full, Admission::Full]
+        );
+        assert_eq!(
+            MempoolConfig { max_txs: 1, max_bytes: 1 }.client_share(),
+            MempoolConfig { max_txs: 1, max_bytes: 1 }
+        );
+    }
+
+    #[test]
     fn config_rules() {
         MempoolConfig::default().validate().unwrap();
         let e = MempoolConfig { max_txs: 0, ..MempoolConfig::default() }.validate().unwrap_err();
@@ -304,7 +391,7 @@ mod tests {
     fn admits_new_transactions_in_fifo_order() {
         let m = pool(10, 1 << 20);
         let txs: Vec<VerifiedTx> = (0..3).map(tx).collect();
-        let out = m.admit(&MemStore::new(), txs.clone()).unwrap();
+        let out = m.admit(&MemStore::new(), txs.clone(), Origin::Peer).unwrap();
         assert_eq!(out, vec![Admission::Admitted; 3]);
         assert_eq!(ids(&m.peek(10, 1 << 20)), ids(&txs));
         let bytes: usize = txs.iter().map(VerifiedTx::wire_len).sum();
@@ -323,16 +410,16 @@ mod tests {
     #[test]
     fn duplicate_of_pending_is_already_pending() {
         let m = pool(10, 1 << 20);
-        m.admit(&MemStore::new(), vec![tx(1)]).unwrap();
+        m.admit(&MemStore::new(), vec![tx(1)], Origin::Peer).unwrap();
         let before = m.stats();
-        assert_eq!(m.admit(&MemStore::new(), vec![tx(1)]).unwrap(), vec![Admission::AlreadyPending]);
+        assert_eq!(m.admit(&MemStore::new(), vec![tx(1)], Origin::Peer).unwrap(), vec![Admission::AlreadyPending]);
         assert_eq!(m.stats(), before);
     }
 
     #[test]
     fn duplicate_within_one_batch_is_admitted_once() {
         let m = pool(10, 1 << 20);
-        let out = m.admit(&MemStore::new(), vec![tx(1), tx(1)]).unwrap();
+        let out = m.admit(&MemStore::new(), vec![tx(1), tx(1)], Origin::Peer).unwrap();
         assert_eq!(out, vec![Admission::Admitted, Admission::AlreadyPending]);
         assert_eq!(m.len(), 1);
     }
@@ -341,7 +428,7 @@ mod tests {
     fn committed_transaction_is_already_committed() {
         let store = store_with_committed(&[tx(1)]);
         let m = pool(10, 1 << 20);
-        let out = m.admit(&store, vec![tx(1), tx(2)]).unwrap();
+        let out = m.admit(&store, vec![tx(1), tx(2)], Origin::Peer).unwrap();
         assert_eq!(out, vec![Admission::AlreadyCommitted, Admission::Admitted]);
         assert!(!m.contains(&tx(1).id()));
         assert_eq!(m.len(), 1);
@@ -350,10 +437,10 @@ mod tests {
     #[test]
     fn count_limit_rejects_without_change() {
         let m = pool(2, 1 << 20);
-        let out = m.admit(&MemStore::new(), vec![tx(1), tx(2), tx(3)]).unwrap();
+        let out = m.admit(&MemStore::new(), vec![tx(1), tx(2), tx(3)], Origin::Peer).unwrap();
         assert_eq!(out, vec![Admission::Admitted, Admission::Admitted, Admission::Full]);
         let before = m.stats();
-        assert_eq!(m.admit(&MemStore::new(), vec![tx(4)]).unwrap(), vec![Admission::Full]);
+        assert_eq!(m.admit(&MemStore::new(), vec![tx(4)], Origin::Peer).unwrap(), vec![Admission::Full]);
         assert_eq!(m.stats(), before);
         assert!(!m.contains(&tx(3).id()) && !m.contains(&tx(4).id()));
     }
@@ -363,7 +450,7 @@ mod tests {
         let small = tx(1);
         let big = tx_with_value(2, &"x".repeat(1000));
         let m = pool(10, small.wire_len() * 2);
-        let out = m.admit(&MemStore::new(), vec![small.clone(), big.clone(), tx(3)]).unwrap();
+        let out = m.admit(&MemStore::new(), vec![small.clone(), big.clone(), tx(3)], Origin::Peer).unwrap();
         assert_eq!(out, vec![Admission::Admitted, Admission::Full, Admission::Admitted]);
         assert_eq!(m.stats().bytes, small.wire_len() * 2);
         assert!(!m.contains(&big.id()));
@@ -373,17 +460,17 @@ mod tests {
     fn exactly_at_the_byte_limit_is_admitted() {
         let t = tx(1);
         let m = pool(10, t.wire_len());
-        assert_eq!(m.admit(&MemStore::new(), vec![t]).unwrap(), vec![Admission::Admitted]);
-        assert_eq!(m.admit(&MemStore::new(), vec![tx(2)]).unwrap(), vec![Admission::Full]);
+        assert_eq!(m.admit(&MemStore::new(), vec![t], Origin::Peer).unwrap(), vec![Admission::Admitted]);
+        assert_eq!(m.admit(&MemStore::new(), vec![tx(2)], Origin::Peer).unwrap(), vec![Admission::Full]);
     }
 
     #[test]
     fn remove_committed_frees_room() {
         let m = pool(2, 1 << 20);
-        m.admit(&MemStore::new(), vec![tx(1), tx(2)]).unwrap();
+        m.admit(&MemStore::new(), vec![tx(1), tx(2)], Origin::Peer).unwrap();
         assert_eq!(m.remove_committed(&[tx(1).id(), tx(9).id()]), 1);
         assert_eq!(m.stats(), MempoolStats { txs: 1, bytes: tx(2).wire_len() });
-        assert_eq!(m.admit(&MemStore::new(), vec![tx(3)]).unwrap(), vec![Admission::Admitted]);
+        assert_eq!(m.admit(&MemStore::new(), vec![tx(3)], Origin::Peer).unwrap(), vec![Admission::Admitted]);
         assert_eq!(ids(&m.peek(10, 1 << 20)), ids(&[tx(2), tx(3)]));
     }
 
@@ -391,7 +478,7 @@ mod tests {
     fn peek_respects_count_and_bytes_and_keeps_order() {
         let m = pool(10, 1 << 20);
         let txs: Vec<VerifiedTx> = (0..5).map(tx).collect();
-        m.admit(&MemStore::new(), txs.clone()).unwrap();
+        m.admit(&MemStore::new(), txs.clone(), Origin::Peer).unwrap();
         assert_eq!(ids(&m.peek(2, 1 << 20)), ids(&txs[..2]));
         let three = txs[0].wire_len() * 3;
         assert_eq!(ids(&m.peek(10, three)), ids(&txs[..3]));
@@ -404,7 +491,7 @@ mod tests {
     fn peek_stops_at_the_first_transaction_that_does_not_fit() {
         let m = pool(10, 1 << 20);
         let big = tx_with_value(2, &"x".repeat(1000));
-        m.admit(&MemStore::new(), vec![tx(1), big, tx(3)]).unwrap();
+        m.admit(&MemStore::new(), vec![tx(1), big, tx(3)], Origin::Peer).unwrap();
         // The third would fit on its own, but taking it would jump the queue.
         assert_eq!(ids(&m.peek(10, tx(1).wire_len() * 2)), ids(&[tx(1)]));
     }
@@ -448,7 +535,7 @@ mod tests {
             }
         }
         let m = pool(10, 1 << 20);
-        assert_eq!(m.admit(&Broken, vec![tx(1)]).unwrap_err(), ChainError::Io("disk on fire".into()));
+        assert_eq!(m.admit(&Broken, vec![tx(1)], Origin::Peer).unwrap_err(), ChainError::Io("disk on fire".into()));
         assert!(m.is_empty());
     }
 
@@ -461,7 +548,11 @@ mod tests {
                 .map(|_| {
                     let (m, txs) = (m.clone(), txs.clone());
                     s.spawn(move || {
-                        m.admit(&MemStore::new(), txs).unwrap().iter().filter(|a| **a == Admission::Admitted).count()
+                        m.admit(&MemStore::new(), txs, Origin::Peer)
+                            .unwrap()
+                            .iter()
+                            .filter(|a| **a == Admission::Admitted)
+                            .count()
                     })
                 })
                 .collect();
@@ -476,7 +567,7 @@ mod tests {
         let pool = Mempool::new(MempoolConfig { max_txs: 100, max_bytes: 1 << 20 });
         let store = MemStore::new();
         let txs: Vec<VerifiedTx> = (0..5).map(tx).collect();
-        pool.admit(&store, txs[..3].to_vec()).unwrap();
+        pool.admit(&store, txs[..3].to_vec(), Origin::Peer).unwrap();
         let (got, next) = pool.since(0, 2);
         assert_eq!(ids(&got), ids(&txs[..2]));
         let (got, next) = pool.since(next, 10);
@@ -484,7 +575,7 @@ mod tests {
         assert_eq!(pool.since(next, 10), (vec![], next), "nothing new: the cursor stays");
         // Removed entries are skipped; later admissions are found from the same cursor.
         pool.remove_committed(&ids(&txs[..1]));
-        pool.admit(&store, txs[3..].to_vec()).unwrap();
+        pool.admit(&store, txs[3..].to_vec(), Origin::Peer).unwrap();
         let (got, _) = pool.since(next, 10);
         assert_eq!(ids(&got), ids(&txs[3..]));
         assert_eq!(ids(&pool.since(0, 10).0), ids(&txs[1..]));

@@ -333,6 +333,11 @@ impl StagedTx {
     pub fn id(&self) -> Hash {
         self.id
     }
+
+    /// The size of the binary encoding, as [`VerifiedTx::wire_len`] will count it.
+    pub fn wire_len(&self) -> usize {
+        4 + self.bytes.len() + 64
+    }
 }
 
 /// A transaction that passed every rule of protocol §3, with its `tx_id`. Cheap to clone.

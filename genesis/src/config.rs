@@ -135,8 +135,14 @@ impl NodeConfig {
         if self.mempool_max_txs == 0 {
             return bad("mempool_max_txs", "0".into(), "must be at least 1");
         }
-        if self.mempool_max_bytes < l.request_max_bytes {
-            return bad("mempool_max_bytes", self.mempool_max_bytes.to_string(), "must hold at least one request");
+        // Clients fill three quarters of the mempool (`ordo_chain::Origin`); one request must fit.
+        let mempool = ordo_chain::MempoolConfig { max_txs: self.mempool_max_txs, max_bytes: self.mempool_max_bytes };
+        if mempool.client_share().max_bytes < l.request_max_bytes {
+            return bad(
+                "mempool_max_bytes",
+                self.mempool_max_bytes.to_string(),
+                "must hold at least one request in the three quarters clients may fill",
+            );
         }
         if self.api_rate_limit_per_sec == 0 {
             return bad("api_rate_limit_per_sec", "0".into(), "must be at least 1");
@@ -182,6 +188,8 @@ mod tests {
             ("limits.chain_id_max_bytes", Box::new(|c| c.limits.chain_id_max_bytes = 70_000)),
             ("limits.batch_request_max_bytes", Box::new(|c| c.limits.batch_request_max_bytes = 10)),
             ("mempool_max_txs", Box::new(|c| c.mempool_max_txs = 0)),
+            // One request of 1 MiB fills the whole mempool, but clients may fill only 3/4 of it.
+            ("mempool_max_bytes", Box::new(|c| c.mempool_max_bytes = c.limits.request_max_bytes)),
             ("api_rate_limit_per_sec", Box::new(|c| c.api_rate_limit_per_sec = 0)),
         ];
         for (field, mutate) in cases {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use ordo_chain::limits::SYNC_RESPONSE_MAX_BYTES;
 use ordo_chain::store::Store;
-use ordo_chain::{Hash, PublicKey, StagedTx, Transaction, VerifiedTx};
+use ordo_chain::{Hash, MempoolStats, Origin, PublicKey, StagedTx, Transaction, VerifiedTx};
 use ordo_consensus::Verifier;
 use ordo_p2p::P2pEvent;
 use tokio::sync::{mpsc, Semaphore};
@@ -264,6 +264,18 @@ fn admit_gossip(shared: &Shared, messages: &[(PublicKey, Vec<u8>)]) {
     if fresh.is_empty() {
         return;
     }
+    // What the mempool has no room for (even for other validators' transactions) would be
+    // refused after its check: drop it before, and leave the cores to the consensus that frees
+    // the room. It comes back in a PRE-PREPARE (checked there) or in its holder's re-gossip.
+    let fresh = fitting(fresh, shared.ledger.mempool().room(Origin::Peer));
+    if fresh.dropped > 0 {
+        shared.chain.metrics().rejected(ordo_api::metrics::RejectReason::full, fresh.dropped as u64);
+        debug!(txs = fresh.dropped, "dropped transaction gossip unchecked: the mempool is full");
+    }
+    let fresh = fresh.kept;
+    if fresh.is_empty() {
+        return;
+    }
     // A PRE-PREPARE being verified at this moment may be checking some of them: wait for it
     // and take what it admitted, then claim the rest while they are checked here.
     let ids: Vec<Hash> = fresh.iter().map(StagedTx::id).collect();
@@ -282,10 +294,31 @@ fn admit_gossip(shared: &Shared, messages: &[(PublicKey, Vec<u8>)]) {
     shared.chain.metrics().rejected(ordo_api::metrics::RejectReason::invalid, (offered - verified.len()) as u64);
     // Admitting wakes the driver (`shared::WakeDriver`); the claim is released after it, so
     // that whoever waited on it finds the good ones pending.
-    if let Err(e) = shared.ledger.admit(verified) {
+    if let Err(e) = shared.ledger.admit(verified, Origin::Peer) {
         warn!(messages = messages.len(), error = %e, "could not admit gossiped transactions");
     }
     drop(claim);
+}
+
+/// The transactions of `txs` that fit in `room`, in order, and how many did not.
+struct Fitting {
+    kept: Vec<StagedTx>,
+    dropped: usize,
+}
+
+fn fitting(mut txs: Vec<StagedTx>, room: MempoolStats) -> Fitting {
+    let mut bytes = 0usize;
+    let fit = txs
+        .iter()
+        .take(room.txs)
+        .take_while(|t| {
+            bytes += t.wire_len();
+            bytes <= room.bytes
+        })
+        .count();
+    let dropped = txs.len() - fit;
+    txs.truncate(fit);
+    Fitting { kept: txs, dropped }
 }
 
 /// Reads `from..=to` for a syncing peer, clipped to the tip, to [`wire::SYNC_MAX_BLOCKS`] and to
@@ -336,6 +369,32 @@ mod tests {
         // Never none, whatever a runtime reports.
         assert_eq!(VerifyConcurrency::for_workers(0), VerifyConcurrency::for_workers(1));
         assert_eq!(VerifyConcurrency::for_workers(16), VerifyConcurrency { consensus: 32, gossip: 16 });
+    }
+
+    #[test]
+    fn gossip_is_checked_only_as_far_as_the_mempool_has_room() {
+        let key = ordo_chain::Keypair::from_seed([4; 32]);
+        let txs: Vec<StagedTx> = (0..5u64)
+            .map(|n| {
+                let op = ordo_chain::Op::Put { key: format!("k{n}"), value: "v".repeat(10 * n as usize) };
+                Transaction::sign("t", &key, n, op).stage()
+            })
+            .collect();
+        let sizes: Vec<usize> = txs.iter().map(StagedTx::wire_len).collect();
+        let ids = |f: &Fitting| f.kept.iter().map(StagedTx::id).collect::<Vec<_>>();
+        let all = fitting(txs.clone(), MempoolStats { txs: 10, bytes: 1 << 20 });
+        assert_eq!((ids(&all).len(), all.dropped), (5, 0));
+        // By count, then by bytes, the first ones in order; the rest is dropped.
+        let by_count = fitting(txs.clone(), MempoolStats { txs: 2, bytes: 1 << 20 });
+        assert_eq!((ids(&by_count), by_count.dropped), (vec![txs[0].id(), txs[1].id()], 3));
+        let three = sizes[0] + sizes[1] + sizes[2];
+        let by_bytes = fitting(txs.clone(), MempoolStats { txs: 10, bytes: three + sizes[3] - 1 });
+        assert_eq!((ids(&by_bytes).len(), by_bytes.dropped), (3, 2));
+        let none = fitting(txs.clone(), MempoolStats { txs: 0, bytes: 1 << 20 });
+        assert_eq!((none.kept.len(), none.dropped), (0, 5));
+        // The mempool counts the same bytes once the transaction is verified.
+        let verified = ordo_chain::TxRules::new("t").verify_staged(vec![txs[4].clone()]).pop().unwrap().unwrap();
+        assert_eq!(verified.wire_len(), sizes[4]);
     }
 
     #[test]

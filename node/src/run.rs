@@ -202,7 +202,7 @@ fn build_pbft(s: &Setup, genesis_hash: ordo_chain::Hash) -> anyhow::Result<(Repl
             (found, Box::new(claim) as Lease)
         }))
         .with_fresh_txs(Arc::new(move |txs| {
-            if let Err(e) = ledger.admit(txs) {
+            if let Err(e) = ledger.admit(txs, ordo_chain::Origin::Peer) {
                 warn!(error = %e, "could not keep a PRE-PREPARE's transactions in the mempool");
             }
         }))

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ordo_api::node::{ConsensusRound, PeerStatus as ApiPeer};
 use ordo_api::{Admission, ApiError, LocalChain, NodeHandle, NodeStatus, Readiness, ValidatorStatus};
 use ordo_chain::store::RocksStore;
-use ordo_chain::{Ledger, LedgerObserver, MempoolStats, PublicKey, TxRules, VerifiedTx};
+use ordo_chain::{Ledger, LedgerObserver, MempoolStats, Origin, PublicKey, TxRules, VerifiedTx};
 use ordo_consensus::Status;
 use ordo_genesis::{ConsensusKind, Genesis};
 use ordo_p2p::P2pHandle;
@@ -151,7 +151,7 @@ impl NodeHandle for Shared {
     }
 
     fn submit(&self, txs: Vec<VerifiedTx>) -> Result<Vec<Admission>, ApiError> {
-        let outcomes = self.ledger.admit(txs.clone())?;
+        let outcomes = self.ledger.admit(txs.clone(), Origin::Client)?;
         let admitted: Vec<VerifiedTx> =
             txs.into_iter().zip(&outcomes).filter(|(_, o)| **o == Admission::Admitted).map(|(t, _)| t).collect();
         if !admitted.is_empty() {
