@@ -69,6 +69,17 @@ impl Testnet {
 
     /// Like `start_with`, for a network of `consensus` ("pbft" or "raft") validators.
     pub fn start_consensus(n: usize, consensus: &str, edit: impl FnOnce(&mut Value)) -> Testnet {
+        Self::start_configured(n, consensus, edit, |config| config)
+    }
+
+    /// Like `start_consensus`, with `configure` applied to the text of each validator's
+    /// `config.toml` (as `ordo genesis` wrote it) before any node starts.
+    pub fn start_configured(
+        n: usize,
+        consensus: &str,
+        edit: impl FnOnce(&mut Value),
+        configure: impl Fn(String) -> String,
+    ) -> Testnet {
         let dir = tempfile::tempdir().unwrap();
         let (p2p, api) = free_ports(n as u16);
         let out = ordo()
@@ -85,6 +96,10 @@ impl Testnet {
         let genesis = Genesis::load(&genesis_file).unwrap();
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(40)).build();
         let mut t = Testnet { dir, genesis, nodes: (0..n).map(|_| None).collect(), agent };
+        for i in 0..n {
+            let file = t.node_dir(i).join("config.toml");
+            std::fs::write(&file, configure(std::fs::read_to_string(&file).unwrap())).unwrap();
+        }
         for i in 0..n {
             t.start_node(i);
         }
