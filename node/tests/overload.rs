@@ -17,23 +17,29 @@ use serde_json::Value;
 const BURST_TXS: usize = 12_000;
 const BURSTS: usize = 3;
 
+/// `ordo bench` offering `txs` at once to the four nodes of `t`, in requests of `batch`, as a
+/// user would run it; its JSON report. Fails the test if the bench fails.
+fn bench_burst(t: &Testnet, txs: usize, batch: usize, timeout_secs: u64) -> Value {
+    let nodes: Vec<String> = (0..4).map(|i| t.api(i)).collect();
+    let out = common::ordo()
+        .args(["bench", "--node", &nodes.join(","), "--txs", &txs.to_string(), "--rate", "0"])
+        .args(["--batch", &batch.to_string(), "--clients", "8", "--timeout", &timeout_secs.to_string(), "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "`ordo bench` failed\n{stdout}\n{stderr}");
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
 #[test]
 fn bursts_past_saturation_leave_one_committee_in_one_view() {
     let t = Testnet::start(4);
     for i in 0..4 {
         t.wait_ready(i);
     }
-    let nodes: Vec<String> = (0..4).map(|i| t.api(i)).collect();
     for burst in 0..BURSTS {
-        let out = common::ordo()
-            .args(["bench", "--node", &nodes.join(","), "--txs", &BURST_TXS.to_string(), "--rate", "0"])
-            .args(["--batch", "500", "--clients", "8", "--timeout", "240", "--json"])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "burst {burst}: `ordo bench` failed\n{stdout}\n{stderr}");
-        let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        let report = bench_burst(&t, BURST_TXS, 500, 240);
         eprintln!("burst {burst}: {report}");
         assert_eq!(report["committed"].as_u64(), Some(BURST_TXS as u64), "burst {burst}: {report}");
         // Nobody refused a client for being "not ready" (the old answer during a view change).
@@ -99,16 +105,7 @@ fn a_full_mempool_refuses_clients_first_and_the_committee_keeps_its_view() {
     for i in 0..4 {
         t.wait_ready(i);
     }
-    let nodes: Vec<String> = (0..4).map(|i| t.api(i)).collect();
-    let out = common::ordo()
-        .args(["bench", "--node", &nodes.join(","), "--txs", &FILLING_BURST_TXS.to_string(), "--rate", "0"])
-        .args(["--batch", "200", "--clients", "8", "--timeout", "300", "--json"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "`ordo bench` failed\n{stdout}\n{stderr}");
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let report = bench_burst(&t, FILLING_BURST_TXS as usize, 200, 300);
     eprintln!("{report}");
     assert_eq!(report["committed"].as_u64(), Some(FILLING_BURST_TXS), "{report}");
     assert!(report["refusals"].as_u64().unwrap() > 0, "the mempools never filled, so this tested nothing: {report}");
