@@ -32,12 +32,14 @@ use crate::crypto::Hash;
 use crate::error::{ChainError, Result};
 use crate::tx::{Op, TxResult};
 
-const CF_BLOCKS: &str = "blocks";
+pub(crate) const CF_BLOCKS: &str = "blocks";
 const CF_HASHES: &str = "hashes";
 const CF_TXS: &str = "txs";
-const CF_STATE: &str = "state";
+pub(crate) const CF_STATE: &str = "state";
 const CF_META: &str = "meta";
 const KEY_TIP: &[u8] = b"tip";
+/// The memtable size of the block column family (see `RocksStore::cf_options`).
+pub(crate) const BLOCKS_WRITE_BUFFER_BYTES: usize = 16 << 20;
 const KEY_SAFETY: &[u8] = b"safety";
 /// The prefix of the safety record's body keys; `SAFETY_BODY_END` is the first key past every one
 /// of them (`'0'` follows `'/'`).
@@ -110,6 +112,13 @@ impl RocksStore {
         Ok(store)
     }
 
+    /// The block column family is written in memtables of [`BLOCKS_WRITE_BUFFER_BYTES`], a
+    /// quarter of RocksDB's default, so that each flush is small. Its keys are heights, in order,
+    /// so the table files it makes do not overlap and compaction moves them without rewriting.
+    /// With 64 MiB, every validator of a loopback testnet flushed 64 MiB at the same moment
+    /// (they hold the same chain), and the step of `ordo bench` in which that happened had the
+    /// worst p99 of its run (docs/performance.md, thirteenth round).
+    ///
     /// The transaction index is asked, for every transaction a node admits, whether an id is
     /// already committed, and the answer is almost always no. Bloom filters on whole keys, in the
     /// memtable and in every table file, answer most of those from memory without searching the
@@ -117,6 +126,9 @@ impl RocksStore {
     /// is never wrong). The hash index gets the same for `GET /v1/blocks/{hash}` misses.
     fn cf_options(name: &str) -> Options {
         let mut o = Options::default();
+        if name == CF_BLOCKS {
+            o.set_write_buffer_size(BLOCKS_WRITE_BUFFER_BYTES);
+        }
         if name == CF_TXS || name == CF_HASHES {
             let mut table = BlockBasedOptions::default();
             table.set_bloom_filter(10.0, false);
@@ -154,6 +166,12 @@ impl RocksStore {
                 Ok(Some((h, hash)))
             }
         }
+    }
+
+    /// The bytes of column family `name`'s table files: what its memtables flushed so far.
+    #[cfg(test)]
+    pub(crate) fn table_bytes(&self, name: &str) -> u64 {
+        self.db.property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size").ok().flatten().unwrap_or(0)
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {

@@ -353,3 +353,32 @@ fn rocks_reopen_keeps_everything() {
     let b2 = commit_next(&s, vec![put(2, "b", "2")]);
     assert_eq!(b2.prev_hash, b1.hash);
 }
+
+/// The block column family flushes in memtables of `BLOCKS_WRITE_BUFFER_BYTES`, not RocksDB's
+/// 64 MiB: after a little more than that of blocks its table files hold data, while the state,
+/// which took as many bytes (the same values), is still all in its memtable.
+#[cfg(feature = "rocksdb")]
+#[test]
+fn rocks_flushes_blocks_in_small_memtables() {
+    use crate::store::rocks::{BLOCKS_WRITE_BUFFER_BYTES, CF_BLOCKS, CF_STATE};
+    use crate::store::RocksStore;
+    let dir = tempfile::tempdir().unwrap();
+    let s = RocksStore::open(dir.path()).unwrap();
+    commit_genesis(&s);
+    let value = "v".repeat(16 * 1024);
+    let per_block = 200u64;
+    let blocks = (BLOCKS_WRITE_BUFFER_BYTES as u64 * 5 / 4) / (per_block * value.len() as u64) + 1;
+    for b in 0..blocks {
+        let txs = (0..per_block).map(|i| put(b * per_block + i, &format!("k{b}/{i}"), &value)).collect();
+        commit_next(&s, txs);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.table_bytes(CF_BLOCKS) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no flush of the block column family after {blocks} blocks");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(s.table_bytes(CF_STATE), 0, "the state column family keeps RocksDB's default memtable");
+    // Everything reads back, flushed or not.
+    assert_eq!(s.block(1).unwrap().unwrap().txs.len(), per_block as usize);
+    assert_eq!(s.state_get("k0/0").unwrap().as_deref(), Some(value.as_str()));
+}
