@@ -37,9 +37,9 @@ const CF_HASHES: &str = "hashes";
 const CF_TXS: &str = "txs";
 pub(crate) const CF_STATE: &str = "state";
 const CF_META: &str = "meta";
-const KEY_TIP: &[u8] = b"tip";
 /// The memtable size of the block column family (see `RocksStore::cf_options`).
 pub(crate) const BLOCKS_WRITE_BUFFER_BYTES: usize = 16 << 20;
+const KEY_TIP: &[u8] = b"tip";
 const KEY_SAFETY: &[u8] = b"safety";
 /// The prefix of the safety record's body keys; `SAFETY_BODY_END` is the first key past every one
 /// of them (`'0'` follows `'/'`).
