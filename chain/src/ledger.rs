@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::mempool::{committed_unless_pending, Admission, CommitMark, Mempool, MempoolStats, Origin};
+use crate::mempool::{committed_unless_pending, Admission, Mempool, MempoolStats, Origin};
 use crate::store::{Store, TxLocation};
 use crate::{Block, ChainError, Hash, Op, Transaction, VerifiedTx};
 
@@ -80,26 +80,9 @@ impl Ledger {
     /// within the limits of their `origin`; one outcome per transaction, in order.
     pub fn admit(&self, txs: Vec<VerifiedTx>, origin: Origin) -> Result<Vec<Admission>, ChainError> {
         let outcomes = self.mempool.admit(self.store.as_ref(), txs, origin)?;
-        Ok(self.admitted(outcomes))
-    }
-
-    /// [`Ledger::admit`] for transactions that [`Ledger::known_marked`] answered `false` for at
-    /// `mark`, which then need no second read of the store (see [`Mempool::admit_marked`]):
-    /// gossip is looked up before its signatures are checked and admitted after.
-    pub fn admit_marked(
-        &self,
-        txs: Vec<VerifiedTx>,
-        origin: Origin,
-        mark: CommitMark,
-    ) -> Result<Vec<Admission>, ChainError> {
-        let outcomes = self.mempool.admit_marked(self.store.as_ref(), txs, origin, mark)?;
-        Ok(self.admitted(outcomes))
-    }
-
-    fn admitted(&self, outcomes: Vec<Admission>) -> Vec<Admission> {
         let pending = self.mempool.stats();
         self.each_observer(|o| o.admitted(&outcomes, pending));
-        outcomes
+        Ok(outcomes)
     }
 
     /// Whether each id is committed. An id pending in the mempool is not: a commit drops its
@@ -108,30 +91,19 @@ impl Ledger {
     /// Exact for the one task that commits (between its commits); for anyone else an id in a
     /// commit under way may read as not committed, as it would a moment earlier.
     pub fn committed(&self, ids: &[Hash]) -> Result<Vec<bool>, ChainError> {
-        Ok(self.ask_store_unless_pending(ids, false)?.0)
+        self.ask_store_unless_pending(ids, false)
     }
 
     /// Whether each id is pending or committed (what gossip need not verify again), asking the
     /// store only for the ids not pending.
     pub fn known(&self, ids: &[Hash]) -> Result<Vec<bool>, ChainError> {
-        Ok(self.known_marked(ids)?.0)
-    }
-
-    /// [`Ledger::known`], and the mark to admit the unknown ones with ([`Ledger::admit_marked`]).
-    pub fn known_marked(&self, ids: &[Hash]) -> Result<(Vec<bool>, CommitMark), ChainError> {
         self.ask_store_unless_pending(ids, true)
     }
 
-    /// The mark is taken with the pending ids, before the store is asked: a block the store
-    /// did not hold yet when asked drops its ids from the mempool after the mark.
-    fn ask_store_unless_pending(
-        &self,
-        ids: &[Hash],
-        pending_answer: bool,
-    ) -> Result<(Vec<bool>, CommitMark), ChainError> {
-        let (pending, mark) = self.mempool.contains_each_marked(ids);
+    fn ask_store_unless_pending(&self, ids: &[Hash], pending_answer: bool) -> Result<Vec<bool>, ChainError> {
+        let pending = self.mempool.contains_each(ids);
         let committed = committed_unless_pending(self.store.as_ref(), ids, &pending)?;
-        Ok((pending.into_iter().zip(committed).map(|(p, c)| c || (p && pending_answer)).collect(), mark))
+        Ok(pending.into_iter().zip(committed).map(|(p, c)| c || (p && pending_answer)).collect())
     }
 
     /// The committed transactions among `ids`, as this node stored them (signature included),
@@ -294,31 +266,6 @@ mod tests {
         assert_eq!(ledger.committed(&ids).unwrap(), [true, false, false, false]);
         assert_eq!(ledger.known(&ids).unwrap(), [true, true, true, false]);
         assert_eq!(ledger.committed(&[]).unwrap(), Vec::<bool>::new());
-    }
-
-    #[test]
-    fn a_commit_between_lookup_and_marked_admission_is_never_missed() {
-        let (ledger, _, genesis) = ledger();
-        let txs: Vec<VerifiedTx> = (0..3).map(tx).collect();
-        let ids: Vec<Hash> = txs.iter().map(VerifiedTx::id).collect();
-        // Gossip looks its ids up (all unknown), then a block holding txs[0] commits while
-        // their signatures are checked; admission after it must not bring txs[0] back.
-        let (known, mark) = ledger.known_marked(&ids).unwrap();
-        assert_eq!(known, [false; 3]);
-        let header = BatchHeader::for_txs(1, 1, Keypair::from_seed([1; 32]).public(), &txs[..1]);
-        let (b1, exec) = Block::build(CHAIN, &genesis, header, &txs[..1], &[false], None);
-        ledger.commit(&b1, &exec.writes).unwrap();
-        let out = ledger.admit_marked(txs[..2].to_vec(), Origin::Peer, mark).unwrap();
-        assert_eq!(out, [Admission::AlreadyCommitted, Admission::Admitted]);
-        assert!(!ledger.mempool().contains(&ids[0]));
-        // Admitted first, then committed: the commit drops it from the mempool.
-        let (_, mark) = ledger.known_marked(&ids[2..]).unwrap();
-        assert_eq!(ledger.admit_marked(txs[2..].to_vec(), Origin::Peer, mark).unwrap(), [Admission::Admitted]);
-        let header = BatchHeader::for_txs(2, 2, Keypair::from_seed([1; 32]).public(), &txs[1..]);
-        let (b2, exec) = Block::build(CHAIN, &b1, header, &txs[1..], &[false; 2], None);
-        ledger.commit(&b2, &exec.writes).unwrap();
-        assert!(ledger.mempool().is_empty());
-        assert_eq!(ledger.known(&ids).unwrap(), [true; 3]);
     }
 
     #[test]

@@ -39,5 +39,5 @@ pub use committee::Committee;
 pub use crypto::{Hash, Keypair, PublicKey, Signature};
 pub use error::{ChainError, Result};
 pub use ledger::{Ledger, LedgerObserver, TxStatus};
-pub use mempool::{Admission, CommitMark, Mempool, MempoolConfig, MempoolStats, Origin};
+pub use mempool::{Admission, Mempool, MempoolConfig, MempoolStats, Origin};
 pub use tx::{Op, StagedTx, Transaction, TxResult, TxRules, VerifiedTx};

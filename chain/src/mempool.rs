@@ -6,7 +6,7 @@
 //! never grows without bound. Lookups by id are one hash-map probe (the map holds the transaction
 //! itself); admission and removal also touch the FIFO queue, O(log n) in the number pending.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::store::Store;
@@ -117,20 +117,6 @@ pub struct MempoolStats {
     pub bytes: usize,
 }
 
-/// How many commits' transaction ids the mempool keeps, so that a transaction asked about
-/// before its signature check can be admitted after it without asking the store again (see
-/// [`CommitMark`]). A gossip batch's check takes milliseconds and a block commits every 50 ms
-/// or more, so sixteen blocks cover it; past them admission asks the store, as without a mark.
-pub const RECENT_COMMITS: usize = 16;
-
-/// The point in the mempool's history of commits at which a caller learnt which of some ids
-/// were pending (and asked the store about the others): how many blocks' transactions the
-/// mempool had dropped by then. [`Mempool::admit_marked`] takes it back to tell which of those
-/// ids committed since from the ids of the blocks since, kept in memory, instead of a second
-/// batched read of the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CommitMark(u64);
-
 /// A thread-safe FIFO of verified transactions, deduplicated by `tx_id`.
 pub struct Mempool {
     config: MempoolConfig,
@@ -146,11 +132,6 @@ struct Inner {
     index: HashMap<Hash, (u64, VerifiedTx)>,
     bytes: usize,
     next_seq: u64,
-    /// How many blocks' transactions `remove_committed` has dropped.
-    commits: u64,
-    /// The ids of the last [`RECENT_COMMITS`] of them, oldest first: the last one is commit
-    /// number `commits`.
-    recent: VecDeque<HashSet<Hash>>,
 }
 
 impl Inner {
@@ -163,17 +144,6 @@ impl Inner {
             }
             None => false,
         }
-    }
-
-    /// Whether each id was committed after `mark`, from the recent commits' ids, if they reach
-    /// back that far (`None`: the store must be asked).
-    fn committed_since(&self, mark: CommitMark, ids: &[Hash]) -> Option<Vec<bool>> {
-        let since = usize::try_from(self.commits.checked_sub(mark.0)?).ok()?;
-        if since > self.recent.len() {
-            return None;
-        }
-        let sets: Vec<&HashSet<Hash>> = self.recent.iter().skip(self.recent.len() - since).collect();
-        Some(ids.iter().map(|id| sets.iter().any(|s| s.contains(id))).collect())
     }
 
     fn assert_consistent(&self) {
@@ -212,52 +182,17 @@ impl Mempool {
         txs: Vec<VerifiedTx>,
         origin: Origin,
     ) -> Result<Vec<Admission>, ChainError> {
+        let limits = self.config.for_origin(origin);
         let mut inner = self.lock();
         let ids: Vec<Hash> = txs.iter().map(VerifiedTx::id).collect();
         let pending: Vec<bool> = ids.iter().map(|id| inner.index.contains_key(id)).collect();
         let committed = committed_unless_pending(store, &ids, &pending)?;
-        Ok(self.offer(&mut inner, txs, committed, origin))
-    }
-
-    /// [`Mempool::admit`] for transactions whose ids were all among those asked about at
-    /// `mark` ([`Mempool::contains_each_marked`], then the store for those not pending), and
-    /// found neither pending nor committed then. What committed since is known from the ids of
-    /// the commits since `mark`, without the store; only when more than [`RECENT_COMMITS`]
-    /// blocks committed since is the store asked again.
-    ///
-    /// A commit stores its block before it drops the block's ids here (`Ledger::commit`), so
-    /// one that was not in the store when the caller asked it counts after `mark`: either it
-    /// is among the recent commits when this runs, or it has yet to drop its ids, and then
-    /// drops what this admits.
-    pub fn admit_marked<S: Store + ?Sized>(
-        &self,
-        store: &S,
-        txs: Vec<VerifiedTx>,
-        origin: Origin,
-        mark: CommitMark,
-    ) -> Result<Vec<Admission>, ChainError> {
-        let mut inner = self.lock();
-        let ids: Vec<Hash> = txs.iter().map(VerifiedTx::id).collect();
-        let committed = match inner.committed_since(mark, &ids) {
-            Some(c) => c,
-            None => {
-                let pending: Vec<bool> = ids.iter().map(|id| inner.index.contains_key(id)).collect();
-                committed_unless_pending(store, &ids, &pending)?
-            }
-        };
-        Ok(self.offer(&mut inner, txs, committed, origin))
-    }
-
-    /// Admits each of `txs` that is not pending, not `committed` and fits the limits of
-    /// `origin`, in order.
-    fn offer(&self, inner: &mut Inner, txs: Vec<VerifiedTx>, committed: Vec<bool>, origin: Origin) -> Vec<Admission> {
-        let limits = self.config.for_origin(origin);
         let outcomes = txs
             .into_iter()
             .zip(committed)
             .map(|(tx, was_committed)| {
                 let id = tx.id();
-                // Checked again, not taken from a lookup before: an id may repeat within `txs`.
+                // Checked again, not taken from `pending`: an id may repeat within `txs`.
                 if inner.index.contains_key(&id) {
                     Admission::AlreadyPending
                 } else if was_committed {
@@ -275,20 +210,13 @@ impl Mempool {
             })
             .collect();
         inner.assert_consistent();
-        outcomes
+        Ok(outcomes)
     }
 
     /// Drops the given ids (those a block just committed) and returns how many were pending.
-    /// Called once per committed block, after the store holds it: it counts the commit and
-    /// keeps its ids for [`Mempool::admit_marked`].
     pub fn remove_committed(&self, ids: &[Hash]) -> usize {
         let mut inner = self.lock();
         let removed = ids.iter().filter(|id| inner.remove(id)).count();
-        inner.commits += 1;
-        if inner.recent.len() == RECENT_COMMITS {
-            inner.recent.pop_front();
-        }
-        inner.recent.push_back(ids.iter().copied().collect());
         inner.assert_consistent();
         removed
     }
@@ -345,13 +273,8 @@ impl Mempool {
 
     /// Whether each id is pending, under one lock.
     pub fn contains_each(&self, ids: &[Hash]) -> Vec<bool> {
-        self.contains_each_marked(ids).0
-    }
-
-    /// Whether each id is pending, and the [`CommitMark`] of the answer.
-    pub fn contains_each_marked(&self, ids: &[Hash]) -> (Vec<bool>, CommitMark) {
         let inner = self.lock();
-        (ids.iter().map(|id| inner.index.contains_key(id)).collect(), CommitMark(inner.commits))
+        ids.iter().map(|id| inner.index.contains_key(id)).collect()
     }
 
     /// How many more transactions, and bytes of them, `origin` may add now. Callers ask before
@@ -637,56 +560,6 @@ mod tests {
         });
         assert_eq!(admitted, 50);
         assert_eq!(m.len(), 50);
-    }
-
-    #[test]
-    fn marked_admission_reads_recent_commits_instead_of_the_store() {
-        // The store and the mempool disagree on purpose, to show which one each answer came
-        // from: the store holds `in_store` committed; the mempool is told that `a` and `b`
-        // committed (as a block's commit would, after storing them elsewhere).
-        let in_store = tx(9);
-        let store = store_with_committed(std::slice::from_ref(&in_store));
-        let m = pool(100, 1 << 20);
-        let (a, b, c) = (tx(1), tx(2), tx(3));
-        let (pending, mark) = m.contains_each_marked(&ids(&[a.clone(), b.clone(), c.clone()]));
-        assert_eq!(pending, [false; 3]);
-        m.remove_committed(&[a.id()]);
-        m.remove_committed(&[b.id(), tx(4).id()]);
-        let out = m.admit_marked(&store, vec![a.clone(), b.clone(), c.clone()], Origin::Peer, mark).unwrap();
-        assert_eq!(out, [Admission::AlreadyCommitted, Admission::AlreadyCommitted, Admission::Admitted]);
-        // A transaction asked about at a mark with no commit since is not looked up again:
-        // its caller found it absent from the store then (here it is not, which shows the store
-        // is not read).
-        let (_, now) = m.contains_each_marked(&[in_store.id()]);
-        assert_eq!(m.admit_marked(&store, vec![in_store.clone()], Origin::Peer, now).unwrap(), [Admission::Admitted]);
-        // Pending ones are still refused as pending, and limits still hold.
-        assert_eq!(m.admit_marked(&store, vec![c.clone()], Origin::Peer, now).unwrap(), [Admission::AlreadyPending]);
-        let tiny = pool(1, 1 << 20);
-        let (_, m0) = tiny.contains_each_marked(&[]);
-        assert_eq!(
-            tiny.admit_marked(&store, vec![tx(5), tx(6)], Origin::Peer, m0).unwrap(),
-            [Admission::Admitted, Admission::Full]
-        );
-
-        // Past RECENT_COMMITS commits, the recent ids no longer reach back to the mark: the
-        // store is asked, as by `admit`.
-        let m = pool(100, 1 << 20);
-        let (_, old) = m.contains_each_marked(&[]);
-        m.remove_committed(&[a.id()]);
-        for _ in 0..RECENT_COMMITS {
-            m.remove_committed(&[]);
-        }
-        let out = m.admit_marked(&store, vec![a.clone(), in_store.clone()], Origin::Peer, old).unwrap();
-        assert_eq!(out, [Admission::Admitted, Admission::AlreadyCommitted], "the store's answers, not the ring's");
-        // One commit fewer and the ring still reaches the mark.
-        let m = pool(100, 1 << 20);
-        let (_, old) = m.contains_each_marked(&[]);
-        m.remove_committed(&[a.id()]);
-        for _ in 1..RECENT_COMMITS {
-            m.remove_committed(&[]);
-        }
-        let out = m.admit_marked(&store, vec![a, in_store], Origin::Peer, old).unwrap();
-        assert_eq!(out, [Admission::AlreadyCommitted, Admission::Admitted], "the ring's answers, not the store's");
     }
 
     #[test]

@@ -253,7 +253,7 @@ fn admit_gossip(shared: &Shared, messages: &[(PublicKey, Vec<u8>)]) {
     // signatures are not checked again.
     let txs: Vec<StagedTx> = txs.into_iter().map(Transaction::stage).collect();
     let ids: Vec<Hash> = txs.iter().map(StagedTx::id).collect();
-    let (known, mark) = match shared.ledger.known_marked(&ids) {
+    let known = match shared.ledger.known(&ids) {
         Ok(k) => k,
         Err(e) => {
             warn!(error = %e, "could not look up gossiped transactions");
@@ -293,9 +293,8 @@ fn admit_gossip(shared: &Shared, messages: &[(PublicKey, Vec<u8>)]) {
     let verified: Vec<VerifiedTx> = checked.into_iter().filter_map(Result::ok).collect();
     shared.chain.metrics().rejected(ordo_api::metrics::RejectReason::invalid, (offered - verified.len()) as u64);
     // Admitting wakes the driver (`shared::WakeDriver`); the claim is released after it, so
-    // that whoever waited on it finds the good ones pending. They were all unknown at `mark`,
-    // so what committed since is told by the recent blocks' ids, not by the store again.
-    if let Err(e) = shared.ledger.admit_marked(verified, Origin::Peer, mark) {
+    // that whoever waited on it finds the good ones pending.
+    if let Err(e) = shared.ledger.admit(verified, Origin::Peer) {
         warn!(messages = messages.len(), error = %e, "could not admit gossiped transactions");
     }
     drop(claim);
