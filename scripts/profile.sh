@@ -2,7 +2,9 @@
 # Where a validator's time goes under load, as a picture: starts a release testnet (4 PBFT
 # validators on ports 7600/8600), records every node with `perf record` (DWARF call graphs)
 # while `ordo bench` offers a burst, and writes, for the primary (node0) and one backup (node1),
-# a flame graph SVG (inferno) and the top functions by self time.
+# a flame graph SVG (inferno) and the top functions by self time, and for all four nodes the
+# budget by path (scripts/profile-budget.py: each path's share of node CPU, and its microseconds
+# per committed transaction).
 #
 #   scripts/profile.sh [LABEL] [TXS] [ORDO_BINARY]
 #     LABEL        names the outputs: docs/profile/LABEL-node0.svg, LABEL-node1.svg, LABEL.txt
@@ -70,4 +72,10 @@ for i in 0 1 2 3; do
       | grep -v "^$" | cut -c1-160 | head -30 || true
   } >> "$OUT/$LABEL.txt"
 done
+us_per_tx=$(python3 -c "import json; print(json.load(open('$WORK/bench.json')).get('node_cpu_us_per_tx') or '')" 2>/dev/null || true)
+{
+  echo
+  echo "## all four nodes: the budget by path (scripts/profile-budget.py)"
+  cat "$WORK"/node?.script | scripts/profile-budget.py - ${us_per_tx:+--us-per-tx "$us_per_tx"}
+} >> "$OUT/$LABEL.txt"
 echo "profile: wrote $OUT/$LABEL-node0.svg, $OUT/$LABEL-node1.svg and $OUT/$LABEL.txt" >&2
