@@ -336,8 +336,14 @@ impl StagedTx {
 
     /// The size of the binary encoding, as [`VerifiedTx::wire_len`] will count it.
     pub fn wire_len(&self) -> usize {
-        4 + self.bytes.len() + 64
+        encoded_len(&self.bytes)
     }
+}
+
+/// The size of a transaction's binary encoding (`bytes32(signing_bytes) || sig(64)`), from its
+/// signing bytes.
+fn encoded_len(signing_bytes: &[u8]) -> usize {
+    4 + signing_bytes.len() + 64
 }
 
 /// A transaction that passed every rule of protocol §3, with its `tx_id`. Cheap to clone.
@@ -387,7 +393,7 @@ impl VerifiedTx {
     }
     /// The size of the binary encoding, for byte limits on batches and the mempool.
     pub fn wire_len(&self) -> usize {
-        4 + self.0.signing_bytes.len() + 64
+        encoded_len(&self.0.signing_bytes)
     }
     /// Writes the binary encoding, exactly as [`Transaction::encode`] does.
     pub fn encode(&self, w: &mut Writer) {
